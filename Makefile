@@ -1,0 +1,75 @@
+# tern developer entry points. On a fresh Debian 12 machine, as root:
+#   make run    install what is missing, build, start tern on the embedded default config
+#   make test   install what is missing, build, run every test (unit, fuzz corpora, integration)
+# Other targets: make build | make asan-test | make fuzz | make bench | make format | make clean
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+JOBS       ?= $(shell nproc)
+PY         := /usr/bin/python3
+CMAKE_GEN  := -G Ninja
+
+# Debian packages the build, the tests and the benchmarks need.
+PACKAGES := build-essential cmake ninja-build ccache pkg-config git \
+  libssl-dev openssl libboost1.81-dev libtomlplusplus-dev libgtest-dev libgmock-dev \
+  libunbound-dev libevent-dev libpsl-dev libbenchmark-dev clang libclang-rt-14-dev \
+  python3 python3-pytest python3-aiosmtpd python3-dkim python3-spf python3-dnspython \
+  swaks postfix dovecot-core dovecot-lmtpd dnsmasq-base iproute2 procps
+
+.PHONY: all deps build run test unit integration asan-test fuzz bench clean format
+
+all: build
+
+deps:
+	@missing=""; for p in $(PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing packages:$$missing (run as root or install them)"; exit 1; fi; \
+	  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	./$(BUILD)/tern serve
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+integration: build
+	TERN_BIN=$(CURDIR)/$(BUILD)/tern $(PY) -m pytest -q -p no:cacheprovider tests/integration
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+	TERN_BIN=$(CURDIR)/$(BUILD)/tern $(PY) -m pytest -q -p no:cacheprovider tests/integration
+
+$(ASAN_BUILD)/build.ninja:
+	cmake -S . -B $(ASAN_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DTERN_SANITIZE=ON
+
+asan-test: deps $(ASAN_BUILD)/build.ninja
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS) --timeout 600
+
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTERN_FUZZ=ON
+
+# Builds the libFuzzer binaries; run one with e.g. build-fuzz/tests/fuzz/fuzz_smtp_command tests/fuzz/corpus/smtp_command
+fuzz: deps $(FUZZ_BUILD)/build.ninja
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+bench: build
+	bench/accept
+
+format:
+	clang-format -i $$(git ls-files '*.cc' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
