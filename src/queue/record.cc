@@ -1,0 +1,490 @@
+// Spool record codec (see record.h and docs/spool-format.md).
+#include "queue/record.h"
+
+#include <array>
+#include <cstring>
+
+namespace tern::queue {
+namespace {
+
+// CRC32C lookup table for the reflected polynomial 0x82F63B78, built at
+// compile time.
+constexpr std::array<uint32_t, 256> make_crc32c_table() {
+  std::array<uint32_t, 256> table{};
+  for (uint32_t i = 0; i < 256; ++i) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+    table[i] = c;
+  }
+  return table;
+}
+constexpr auto kCrc32cTable = make_crc32c_table();
+
+void put_u32le(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+uint32_t get_u32le(const char* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+// --- Tagged field encoding -------------------------------------------------
+// A payload is a sequence of fields: tag (varint), length (varint), bytes.
+// Integers are varints inside the field bytes. Unknown tags are skipped, so
+// newer writers can add fields without breaking older readers.
+
+void put_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+bool get_varint(std::string_view& in, uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (in.empty()) return false;
+    auto byte = static_cast<uint8_t>(in.front());
+    in.remove_prefix(1);
+    v |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if (!(byte & 0x80)) return true;
+  }
+  return false;  // more than 10 bytes: malformed
+}
+
+class FieldWriter {
+ public:
+  void bytes(uint64_t tag, std::string_view value) {
+    put_varint(out_, tag);
+    put_varint(out_, value.size());
+    out_.append(value);
+  }
+  void uint(uint64_t tag, uint64_t value) {
+    std::string v;
+    put_varint(v, value);
+    bytes(tag, v);
+  }
+  void sint(uint64_t tag, int64_t value) { uint(tag, static_cast<uint64_t>(value)); }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+// Iterates the fields of a payload; next() returns false at the end or on
+// malformed input (then failed() is true).
+class FieldReader {
+ public:
+  explicit FieldReader(std::string_view in) : in_(in) {}
+  bool next(uint64_t& tag, std::string_view& value) {
+    if (in_.empty()) return false;
+    uint64_t len = 0;
+    if (!get_varint(in_, tag) || !get_varint(in_, len) || len > in_.size()) {
+      failed_ = true;
+      return false;
+    }
+    value = in_.substr(0, len);
+    in_.remove_prefix(len);
+    return true;
+  }
+  bool failed() const { return failed_; }
+
+ private:
+  std::string_view in_;
+  bool failed_ = false;
+};
+
+bool as_uint(std::string_view field, uint64_t& v) { return get_varint(field, v) && field.empty(); }
+
+enum EnvelopeTag : uint64_t {
+  kEnvId = 1, kEnvMailFrom, kEnvRecipient, kEnvBody, kEnvSmtputf8, kEnvRet, kEnvEnvid,
+  kEnvRequiretls, kEnvReceivedAt, kEnvClientIp, kEnvClientHelo, kEnvAuthUser, kEnvListener,
+  kEnvProtocol, kEnvHeld, kEnvSize, kEnvAttribute,
+};
+enum RecipientTag : uint64_t {
+  kRcptAddress = 1, kRcptOriginal, kRcptNotify, kRcptOrcptType, kRcptOrcpt, kRcptState,
+  kRcptAttempts, kRcptNextAttempt, kRcptLastReply, kRcptIndex,
+};
+enum StateTag : uint64_t { kStateHeld = 1, kStateRecipient = 2 };
+enum AttributeTag : uint64_t { kAttrKey = 1, kAttrValue = 2 };
+
+void put_recipient_state(FieldWriter& w, const Recipient& r) {
+  w.uint(kRcptState, static_cast<uint64_t>(r.state));
+  w.uint(kRcptAttempts, r.attempts);
+  w.sint(kRcptNextAttempt, r.next_attempt);
+  if (!r.last_reply.empty()) w.bytes(kRcptLastReply, r.last_reply);
+}
+
+// Decodes a recipient-state field into r; returns false if malformed.
+// Unknown tags are ignored; `index` receives kRcptIndex when present.
+bool get_recipient_field(uint64_t tag, std::string_view value, Recipient& r, uint64_t* index) {
+  uint64_t n = 0;
+  switch (tag) {
+    case kRcptAddress: r.address = value; return true;
+    case kRcptOriginal: r.original = value; return true;
+    case kRcptOrcptType: r.orcpt_type = value; return true;
+    case kRcptOrcpt: r.orcpt = value; return true;
+    case kRcptLastReply: r.last_reply = value; return true;
+    case kRcptNotify:
+      if (!as_uint(value, n) || n > 0xff) return false;
+      r.notify = static_cast<unsigned>(n);
+      return true;
+    case kRcptState:
+      if (!as_uint(value, n) || n > static_cast<uint64_t>(Recipient::State::kFailed)) return false;
+      r.state = static_cast<Recipient::State>(n);
+      return true;
+    case kRcptAttempts:
+      if (!as_uint(value, n) || n > 0xffffffffu) return false;
+      r.attempts = static_cast<uint32_t>(n);
+      return true;
+    case kRcptNextAttempt:
+      if (!as_uint(value, n)) return false;
+      r.next_attempt = static_cast<int64_t>(n);
+      return true;
+    case kRcptIndex:
+      if (!as_uint(value, n) || index == nullptr) return false;
+      *index = n;
+      return true;
+    default:
+      return true;
+  }
+}
+
+Error format_error(std::string text) { return Error::local("spool record: " + std::move(text)); }
+
+}  // namespace
+
+uint32_t crc32c(std::string_view data, uint32_t crc) {
+  crc = ~crc;
+  for (char ch : data) crc = kCrc32cTable[(crc ^ static_cast<uint8_t>(ch)) & 0xff] ^ (crc >> 8);
+  return ~crc;
+}
+
+namespace {
+uint32_t record_crc(uint8_t type, uint32_t length, std::string_view payload) {
+  char head[5];
+  head[0] = static_cast<char>(type);
+  for (int i = 0; i < 4; ++i) head[1 + i] = static_cast<char>((length >> (8 * i)) & 0xff);
+  return crc32c(payload, crc32c(std::string_view(head, 5)));
+}
+}  // namespace
+
+void append_record(std::string& out, RecordType type, std::string_view payload) {
+  auto length = static_cast<uint32_t>(payload.size());
+  auto t = static_cast<uint8_t>(type);
+  put_u32le(out, length);
+  out.push_back(static_cast<char>(t));
+  put_u32le(out, record_crc(t, length, payload));
+  out.append(payload);
+}
+
+std::string encode_record(RecordType type, std::string_view payload) {
+  std::string out;
+  out.reserve(kRecordHeaderSize + payload.size());
+  append_record(out, type, payload);
+  return out;
+}
+
+RecordHeader decode_record_header(const char* header) {
+  RecordHeader h;
+  h.length = get_u32le(header);
+  h.type = static_cast<uint8_t>(header[4]);
+  h.crc = get_u32le(header + 5);
+  return h;
+}
+
+bool record_crc_ok(const RecordHeader& h, std::string_view payload) {
+  return payload.size() == h.length && record_crc(h.type, h.length, payload) == h.crc;
+}
+
+std::string encode_envelope(const Envelope& env) {
+  FieldWriter w;
+  w.bytes(kEnvId, env.id);
+  w.bytes(kEnvMailFrom, env.mail_from);
+  for (const auto& r : env.recipients) {
+    FieldWriter rw;
+    rw.bytes(kRcptAddress, r.address);
+    if (!r.original.empty()) rw.bytes(kRcptOriginal, r.original);
+    if (r.notify != 0) rw.uint(kRcptNotify, r.notify);
+    if (!r.orcpt_type.empty()) rw.bytes(kRcptOrcptType, r.orcpt_type);
+    if (!r.orcpt.empty()) rw.bytes(kRcptOrcpt, r.orcpt);
+    put_recipient_state(rw, r);
+    w.bytes(kEnvRecipient, rw.take());
+  }
+  w.sint(kEnvBody, env.body);
+  w.uint(kEnvSmtputf8, env.smtputf8 ? 1 : 0);
+  w.sint(kEnvRet, env.ret);
+  if (!env.envid.empty()) w.bytes(kEnvEnvid, env.envid);
+  w.uint(kEnvRequiretls, env.requiretls ? 1 : 0);
+  w.sint(kEnvReceivedAt, env.received_at);
+  w.bytes(kEnvClientIp, env.client_ip);
+  w.bytes(kEnvClientHelo, env.client_helo);
+  if (!env.auth_user.empty()) w.bytes(kEnvAuthUser, env.auth_user);
+  w.bytes(kEnvListener, env.listener);
+  w.bytes(kEnvProtocol, env.protocol);
+  w.uint(kEnvHeld, env.held ? 1 : 0);
+  w.uint(kEnvSize, env.size);
+  for (const auto& [key, value] : env.attributes) {
+    FieldWriter aw;
+    aw.bytes(kAttrKey, key);
+    aw.bytes(kAttrValue, value);
+    w.bytes(kEnvAttribute, aw.take());
+  }
+  return w.take();
+}
+
+Result<Envelope> decode_envelope(std::string_view payload) {
+  Envelope env;
+  FieldReader fields(payload);
+  uint64_t tag = 0;
+  std::string_view value;
+  while (fields.next(tag, value)) {
+    uint64_t n = 0;
+    bool good = true;
+    switch (tag) {
+      case kEnvId: env.id = value; break;
+      case kEnvMailFrom: env.mail_from = value; break;
+      case kEnvEnvid: env.envid = value; break;
+      case kEnvClientIp: env.client_ip = value; break;
+      case kEnvClientHelo: env.client_helo = value; break;
+      case kEnvAuthUser: env.auth_user = value; break;
+      case kEnvListener: env.listener = value; break;
+      case kEnvProtocol: env.protocol = value; break;
+      case kEnvRecipient: {
+        Recipient r;
+        FieldReader rf(value);
+        uint64_t rtag = 0;
+        std::string_view rvalue;
+        while (rf.next(rtag, rvalue)) {
+          if (!get_recipient_field(rtag, rvalue, r, nullptr)) return format_error("bad recipient field");
+        }
+        if (rf.failed()) return format_error("malformed recipient");
+        env.recipients.push_back(std::move(r));
+        break;
+      }
+      case kEnvAttribute: {
+        FieldReader af(value);
+        uint64_t atag = 0;
+        std::string_view avalue;
+        std::string key, val;
+        while (af.next(atag, avalue)) {
+          if (atag == kAttrKey) key = avalue;
+          if (atag == kAttrValue) val = avalue;
+        }
+        if (af.failed()) return format_error("malformed attribute");
+        env.attributes[key] = val;
+        break;
+      }
+      case kEnvBody:
+        good = as_uint(value, n) && n <= 2;
+        env.body = static_cast<int>(n);
+        break;
+      case kEnvRet:
+        good = as_uint(value, n) && n <= 2;
+        env.ret = static_cast<int>(n);
+        break;
+      case kEnvSmtputf8:
+        good = as_uint(value, n);
+        env.smtputf8 = n != 0;
+        break;
+      case kEnvRequiretls:
+        good = as_uint(value, n);
+        env.requiretls = n != 0;
+        break;
+      case kEnvHeld:
+        good = as_uint(value, n);
+        env.held = n != 0;
+        break;
+      case kEnvReceivedAt:
+        good = as_uint(value, n);
+        env.received_at = static_cast<int64_t>(n);
+        break;
+      case kEnvSize:
+        good = as_uint(value, n);
+        env.size = n;
+        break;
+      default:
+        break;  // unknown field from a newer version
+    }
+    if (!good) return format_error("bad envelope field " + std::to_string(tag));
+  }
+  if (fields.failed()) return format_error("malformed envelope");
+  return env;
+}
+
+std::string encode_state(const Envelope& env) {
+  FieldWriter w;
+  w.uint(kStateHeld, env.held ? 1 : 0);
+  for (size_t i = 0; i < env.recipients.size(); ++i) {
+    FieldWriter rw;
+    rw.uint(kRcptIndex, i);
+    put_recipient_state(rw, env.recipients[i]);
+    w.bytes(kStateRecipient, rw.take());
+  }
+  return w.take();
+}
+
+Status apply_state(std::string_view payload, Envelope& env) {
+  // Decode into a copy first so that a malformed record changes nothing.
+  Envelope updated = env;
+  FieldReader fields(payload);
+  uint64_t tag = 0;
+  std::string_view value;
+  while (fields.next(tag, value)) {
+    if (tag == kStateHeld) {
+      uint64_t n = 0;
+      if (!as_uint(value, n)) return format_error("bad held flag");
+      updated.held = n != 0;
+    } else if (tag == kStateRecipient) {
+      // A state record carries the complete per-recipient state, so decode
+      // into a default Recipient: absent fields mean defaults, not "unchanged".
+      Recipient r;
+      uint64_t index = UINT64_MAX;
+      FieldReader rf(value);
+      uint64_t rtag = 0;
+      std::string_view rvalue;
+      while (rf.next(rtag, rvalue)) {
+        if (!get_recipient_field(rtag, rvalue, r, &index)) return format_error("bad recipient state");
+      }
+      if (rf.failed()) return format_error("malformed recipient state");
+      if (index >= updated.recipients.size()) return format_error("recipient index out of range");
+      auto& target = updated.recipients[index];
+      target.state = r.state;
+      target.attempts = r.attempts;
+      target.next_attempt = r.next_attempt;
+      target.last_reply = std::move(r.last_reply);
+    }
+  }
+  if (fields.failed()) return format_error("malformed state");
+  env = std::move(updated);
+  return ok();
+}
+
+std::string encode_commit(uint64_t content_size) {
+  std::string out;
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((content_size >> (8 * i)) & 0xff));
+  return out;
+}
+
+Result<ScanResult> scan_spool(const ReadAt& read_at, uint64_t file_size) {
+  ScanResult scan;
+  char magic[8];
+  if (file_size < kSpoolMagic.size()) {
+    scan.problem = "file shorter than the magic header";
+    return scan;
+  }
+  auto got = read_at(0, magic, sizeof magic);
+  if (!got) return got.error();
+  if (*got != sizeof magic || std::string_view(magic, sizeof magic) != kSpoolMagic) {
+    scan.problem = "bad magic header";
+    return scan;
+  }
+  scan.magic_ok = true;
+  uint64_t pos = kSpoolMagic.size();
+  scan.valid_end = pos;
+  bool have_envelope = false;
+  std::string payload;
+  while (pos < file_size) {
+    if (file_size - pos < kRecordHeaderSize) {
+      scan.problem = "torn record header at offset " + std::to_string(pos);
+      break;
+    }
+    char head[kRecordHeaderSize];
+    got = read_at(pos, head, sizeof head);
+    if (!got) return got.error();
+    if (*got != sizeof head) {
+      scan.problem = "short read at offset " + std::to_string(pos);
+      break;
+    }
+    RecordHeader h = decode_record_header(head);
+    uint64_t payload_at = pos + kRecordHeaderSize;
+    if (h.length > kMaxRecordPayload) {
+      scan.problem = "record length out of range at offset " + std::to_string(pos);
+      break;
+    }
+    if (h.length > file_size - payload_at) {
+      scan.problem = "torn record at offset " + std::to_string(pos);
+      break;
+    }
+    auto type = static_cast<RecordType>(h.type);
+    if (type == RecordType::kContent) {
+      if (scan.committed) {
+        scan.problem = "content after commit at offset " + std::to_string(pos);
+        break;
+      }
+      // Payload is verified when read, keeping recovery cheap for big queues.
+      scan.content.push_back({payload_at, h.length, h.crc});
+      scan.content_size += h.length;
+    } else {
+      payload.resize(h.length);
+      got = read_at(payload_at, payload.data(), h.length);
+      if (!got) return got.error();
+      if (*got != h.length || !record_crc_ok(h, payload)) {
+        scan.problem = "bad CRC at offset " + std::to_string(pos);
+        break;
+      }
+      bool stop = false;
+      switch (type) {
+        case RecordType::kEnvelope: {
+          if (have_envelope || scan.committed) {
+            scan.problem = "duplicate envelope at offset " + std::to_string(pos);
+            stop = true;
+            break;
+          }
+          auto env = decode_envelope(payload);
+          if (!env) {
+            scan.problem = env.error().text;
+            stop = true;
+            break;
+          }
+          scan.envelope = std::move(*env);
+          have_envelope = true;
+          break;
+        }
+        case RecordType::kCommit: {
+          uint64_t size = 0;
+          for (int i = 7; i >= 0 && payload.size() == 8; --i) size = (size << 8) | static_cast<uint8_t>(payload[i]);
+          if (!have_envelope || scan.committed || payload.size() != 8 || size != scan.content_size) {
+            scan.problem = "inconsistent commit record at offset " + std::to_string(pos);
+            stop = true;
+            break;
+          }
+          scan.committed = true;
+          break;
+        }
+        case RecordType::kState:
+          if (!scan.committed) {
+            scan.problem = "state record before commit at offset " + std::to_string(pos);
+            stop = true;
+            break;
+          }
+          // A well-formed record we cannot understand is skipped rather than
+          // treated as the end of the file: later records may still be good.
+          if (!apply_state(payload, scan.envelope)) ++scan.bad_state_records;
+          break;
+        default:
+          break;  // unknown record type from a newer version: skip
+      }
+      if (stop) break;
+    }
+    pos = payload_at + h.length;
+    scan.valid_end = pos;
+    ++scan.records;
+  }
+  return scan;
+}
+
+ScanResult scan_spool_bytes(std::string_view data) {
+  ReadAt read_at = [data](uint64_t offset, char* buf, size_t n) -> Result<size_t> {
+    if (offset >= data.size()) return size_t{0};
+    size_t take = std::min<size_t>(n, data.size() - offset);
+    std::memcpy(buf, data.data() + offset, take);
+    return take;
+  };
+  auto scan = scan_spool(read_at, data.size());
+  return scan ? std::move(*scan) : ScanResult{};
+}
+
+}  // namespace tern::queue
