@@ -1,0 +1,384 @@
+// Maildir delivery (see maildir.h). The sequence per message follows the
+// maildir(5) protocol: unique name in tmp/, write, fsync, link() into new/
+// (the atomic "publish" step), fsync new/, unlink the tmp/ entry. Errors keep
+// their errno so that disk-full and quota conditions map to the right SMTP
+// status (RFC 3463 X.2.2 mailbox full, X.3.1 mail system full).
+#include "delivery/maildir.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "base/fs.h"
+#include "base/log.h"
+#include "base/strings.h"
+
+namespace tern::delivery {
+
+namespace {
+
+// Process-wide sequence for unique names: two deliverers in the same process
+// and microsecond must still differ, so this cannot be per-instance state.
+std::atomic<uint64_t> g_name_counter{0};
+
+constexpr size_t kMaxNameComponent = 255;  // NAME_MAX on common file systems
+constexpr size_t kBatchChunk = 128;         // open tmp files at once in a batch
+constexpr int kNameAttempts = 5;
+
+// Maps an errno from the file system to the status a client should see.
+Error io_error(const std::string& what, int err) {
+  std::string text = fs::errno_text(what, err);
+  if (err == EDQUOT) return Error::temp("4.2.2", "mailbox full: " + text, 452);
+  if (err == ENOSPC) return Error::temp("4.3.1", "mail system full: " + text, 452);
+  return Error::local(text);  // EACCES, EROFS, EIO, ... : 451 4.3.0, retried
+}
+
+// A recipient-derived string that will become one path component.
+bool safe_component(std::string_view s) {
+  if (s.empty() || s.size() > kMaxNameComponent || s[0] == '.') return false;  // also ".", ".."
+  for (unsigned char c : s) {
+    if (c == '/' || c < 0x20 || c == 0x7f) return false;
+  }
+  return true;
+}
+
+bool is_directory(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// mkdir that tolerates an existing directory; `created` reports a new one.
+Status ensure_dir(const std::string& path, mode_t mode, bool& created) {
+  if (::mkdir(path.c_str(), mode) == 0) {
+    created = true;
+    return ok();
+  }
+  int err = errno;
+  if (err == EEXIST) {
+    if (is_directory(path)) return ok();
+    return Error::local(path + ": exists and is not a directory");
+  }
+  return io_error("mkdir " + path, err);
+}
+
+// Creates missing parent directories (mode 0755), syncing each new entry.
+Status make_parents(const std::string& path) {
+  if (path.empty() || path == "/" || is_directory(path)) return ok();
+  std::string parent = fs::dirname(path);
+  if (parent != path) {
+    if (auto st = make_parents(parent); !st) return st;
+  }
+  bool created = false;
+  if (auto st = ensure_dir(path, 0755, created); !st) return st;
+  if (created) {
+    if (auto st = fs::fsync_dir(parent); !st) return st;
+  }
+  return ok();
+}
+
+// Header values must stay on one line whatever the envelope contains.
+std::string one_line(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    if (c != '\r' && c != '\n') out.push_back(c);
+  }
+  return out;
+}
+
+// write(2) loop that keeps errno (fs::write_all only keeps the text).
+int write_fully(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return 0;
+}
+
+std::string escape_hostname(std::string_view host) {
+  std::string out;
+  for (char c : host) {
+    if (c == '/') out += "\\057";
+    else if (c == ':') out += "\\072";
+    else out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string crlf_to_lf(std::string_view content) {
+  std::string out;
+  out.reserve(content.size());
+  for (size_t i = 0; i < content.size(); ++i) {
+    if (content[i] == '\r' && i + 1 < content.size() && content[i + 1] == '\n') continue;
+    out.push_back(content[i]);
+  }
+  return out;
+}
+
+Status validate_maildir_template(std::string_view path_template) {
+  if (path_template.empty() || path_template[0] != '/') {
+    return Error::temp("4.3.5", "maildir template must be an absolute path");
+  }
+  for (size_t i = 0; i < path_template.size(); ++i) {
+    char c = path_template[i];
+    if (c == '}') return Error::temp("4.3.5", "maildir template: unbalanced '}'");
+    if (c != '{') continue;
+    size_t close = path_template.find('}', i);
+    if (close == std::string_view::npos) return Error::temp("4.3.5", "maildir template: unbalanced '{'");
+    std::string_view name = path_template.substr(i + 1, close - i - 1);
+    if (name != "domain" && name != "user" && name != "local") {
+      return Error::temp("4.3.5", "maildir template: unknown placeholder {" + std::string(name) + "}");
+    }
+    i = close;
+  }
+  // A template like "/var/mail/../etc" is the operator's choice, but a ".."
+  // component next to a placeholder is almost certainly a mistake.
+  for (auto part : split(path_template, '/')) {
+    if (part == "..") return Error::temp("4.3.5", "maildir template must not contain '..'");
+  }
+  return ok();
+}
+
+Result<std::string> expand_maildir_path(std::string_view path_template, const LocalDelivery& d) {
+  if (auto st = validate_maildir_template(path_template); !st) return st.error();
+  std::string user = to_lower(d.user);
+  std::string domain = to_lower(d.domain);
+  std::string local = d.detail.empty() ? d.user : d.user + "+" + d.detail;
+  auto bad = [&](std::string_view what) {
+    return Error::perm("5.1.1", "recipient " + one_line(d.recipient) + ": " + std::string(what) +
+                                    " cannot be used as a mailbox directory name");
+  };
+  std::string out;
+  for (size_t i = 0; i < path_template.size(); ++i) {
+    if (path_template[i] != '{') {
+      out.push_back(path_template[i]);
+      continue;
+    }
+    size_t close = path_template.find('}', i);
+    std::string_view name = path_template.substr(i + 1, close - i - 1);
+    const std::string& value = name == "domain" ? domain : name == "user" ? user : local;
+    if (!safe_component(value)) return bad(name);
+    out += value;
+    i = close;
+  }
+  return out;
+}
+
+struct MaildirDeliverer::Pending {
+  const LocalDelivery* delivery = nullptr;
+  std::string maildir;
+  std::string tmp_path;
+  std::string final_path;
+  size_t size = 0;
+  int fd = -1;
+  std::optional<Error> error;
+
+  void fail(Error e) {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+    if (!tmp_path.empty()) ::unlink(tmp_path.c_str());
+    tmp_path.clear();
+    error = std::move(e);
+  }
+};
+
+MaildirDeliverer::MaildirDeliverer(Options options) : options_(std::move(options)) {
+  if (options_.hostname.empty()) {
+    char buf[256] = {};
+    if (::gethostname(buf, sizeof buf - 1) == 0) options_.hostname = buf;
+    if (options_.hostname.empty()) options_.hostname = "localhost";
+  }
+  escaped_hostname_ = escape_hostname(options_.hostname);
+  template_status_ = validate_maildir_template(options_.path_template);
+}
+
+std::string MaildirDeliverer::unique_name() {
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  uint64_t counter = g_name_counter.fetch_add(1, std::memory_order_relaxed);
+  return std::to_string(now.tv_sec) + ".M" + std::to_string(now.tv_nsec / 1000) + "P" +
+         std::to_string(::getpid()) + "Q" + std::to_string(counter) + "." + escaped_hostname_;
+}
+
+Result<std::string> MaildirDeliverer::prepare_maildir(const LocalDelivery& d) {
+  if (!template_status_) return template_status_.error();
+  auto expanded = expand_maildir_path(options_.path_template, d);
+  if (!expanded) return expanded.error();
+  std::string maildir = std::move(*expanded);
+
+  // Maildir++ subfolder for +detail, only when the user already made it.
+  if (options_.detail_folder && safe_component(d.detail)) {
+    std::string folder = fs::join(maildir, "." + d.detail);
+    if (is_directory(folder + "/new") && is_directory(folder + "/tmp")) return folder;
+  }
+
+  if (is_directory(maildir + "/tmp") && is_directory(maildir + "/new") && is_directory(maildir + "/cur")) {
+    return maildir;
+  }
+  if (auto st = make_parents(fs::dirname(maildir)); !st) return st.error();
+  bool created_root = false, created_sub = false;
+  if (auto st = ensure_dir(maildir, 0700, created_root); !st) return st.error();
+  for (const char* sub : {"/tmp", "/new", "/cur"}) {
+    if (auto st = ensure_dir(maildir + sub, 0700, created_sub); !st) return st.error();
+  }
+  if (created_sub) {
+    if (auto st = fs::fsync_dir(maildir); !st) return st.error();
+  }
+  if (created_root) {
+    if (auto st = fs::fsync_dir(fs::dirname(maildir)); !st) return st.error();
+    log::info("maildir_created").kv("path", maildir);
+  }
+  return maildir;
+}
+
+Status MaildirDeliverer::write_tmp(Pending& p, std::string_view lf_content) {
+  int err = EEXIST;
+  for (int attempt = 0; attempt < kNameAttempts && err == EEXIST; ++attempt) {
+    p.tmp_path = p.maildir + "/tmp/" + unique_name();
+    p.fd = ::open(p.tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    err = p.fd < 0 ? errno : 0;
+  }
+  if (p.fd < 0) {
+    std::string path = p.tmp_path;
+    p.tmp_path.clear();  // nothing of ours to remove
+    return io_error("open " + path, err);
+  }
+  // RFC 5321 §4.4: the delivering system records the envelope sender in a
+  // Return-Path header; Delivered-To (a Postfix/qmail convention) records
+  // the envelope recipient and lets loops be detected.
+  std::string headers = "Return-Path: <" + one_line(p.delivery->sender) + ">\n" +
+                        "Delivered-To: " + one_line(p.delivery->recipient) + "\n";
+  err = write_fully(p.fd, headers);
+  if (err == 0) err = write_fully(p.fd, lf_content);
+  if (err != 0) return io_error("write " + p.tmp_path, err);
+  p.size = headers.size() + lf_content.size();
+  return ok();
+}
+
+Status MaildirDeliverer::publish(Pending& p) {
+  for (int attempt = 0; attempt < kNameAttempts; ++attempt) {
+    // ",S=<size>" lets readers know the size without stat (Maildir++).
+    std::string target = p.maildir + "/new/" + unique_name() + ",S=" + std::to_string(p.size);
+    if (::link(p.tmp_path.c_str(), target.c_str()) == 0) {
+      ::unlink(p.tmp_path.c_str());
+      p.tmp_path.clear();
+      p.final_path = std::move(target);
+      return ok();
+    }
+    int err = errno;
+    if (err == EEXIST) continue;
+    if (err == EPERM || err == EOPNOTSUPP || err == ENOSYS || err == EMLINK) {
+      // File systems without hard links: rename is atomic too, and the name
+      // is fresh, so it cannot replace another message in practice.
+      if (fs::exists(target)) continue;
+      if (::rename(p.tmp_path.c_str(), target.c_str()) == 0) {
+        p.tmp_path.clear();
+        p.final_path = std::move(target);
+        return ok();
+      }
+      err = errno;
+    }
+    return io_error("link into " + p.maildir + "/new", err);
+  }
+  return Error::local("could not find a unique name in " + p.maildir + "/new");
+}
+
+Result<std::string> MaildirDeliverer::deliver(const LocalDelivery& delivery, std::string_view content) {
+  auto results = deliver_batch({delivery}, content);
+  return std::move(results.front());
+}
+
+std::vector<Result<std::string>> MaildirDeliverer::deliver_batch(const std::vector<LocalDelivery>& deliveries,
+                                                                 std::string_view content) {
+  std::vector<Result<std::string>> results;
+  results.reserve(deliveries.size());
+  std::string lf_content = crlf_to_lf(content);
+
+  for (size_t start = 0; start < deliveries.size(); start += kBatchChunk) {
+    size_t end = std::min(deliveries.size(), start + kBatchChunk);
+    std::vector<Pending> pending(end - start);
+
+    // 1. Write every copy to tmp/.
+    for (size_t i = start; i < end; ++i) {
+      Pending& p = pending[i - start];
+      p.delivery = &deliveries[i];
+      auto maildir = prepare_maildir(deliveries[i]);
+      if (!maildir) {
+        p.fail(maildir.error());
+        continue;
+      }
+      p.maildir = std::move(*maildir);
+      if (auto st = write_tmp(p, lf_content); !st) p.fail(st.error());
+    }
+    // 2. Make the file contents durable. Several files on one file system
+    // are flushed with a single syncfs(2) (which reports writeback errors
+    // since Linux 5.8) instead of one journal commit per fsync(2).
+    std::map<dev_t, std::vector<Pending*>> by_device;
+    for (Pending& p : pending) {
+      if (p.error) continue;
+      struct stat st;
+      dev_t dev = ::fstat(p.fd, &st) == 0 ? st.st_dev : 0;
+      by_device[dev].push_back(&p);
+    }
+    for (auto& [dev, files] : by_device) {
+      bool shared_sync = files.size() > 1 && dev != 0;
+      int shared_err = 0;
+      if (shared_sync && ::syncfs(files.front()->fd) != 0) shared_err = errno;
+      for (Pending* p : files) {
+        int err = shared_sync ? shared_err : (::fsync(p->fd) == 0 ? 0 : errno);
+        if (::close(p->fd) != 0 && err == 0) err = errno;
+        p->fd = -1;
+        if (err != 0) p->fail(io_error((shared_sync ? "syncfs " : "fsync ") + p->tmp_path, err));
+      }
+    }
+    // 3. Publish into new/.
+    std::set<std::string> new_dirs;
+    for (Pending& p : pending) {
+      if (p.error) continue;
+      if (auto st = publish(p); !st) {
+        p.fail(st.error());
+        continue;
+      }
+      new_dirs.insert(p.maildir + "/new");
+    }
+    // 4. Make the new/ entries durable, once per directory. If that fails
+    // the entry is withdrawn so the retry does not produce a duplicate.
+    for (const std::string& dir : new_dirs) {
+      auto st = fs::fsync_dir(dir);
+      if (st) continue;
+      for (Pending& p : pending) {
+        if (!p.error && p.maildir + "/new" == dir) {
+          ::unlink(p.final_path.c_str());
+          p.fail(st.error());
+        }
+      }
+    }
+    for (Pending& p : pending) {
+      if (p.error) {
+        log::warn("maildir_delivery_failed")
+            .kv("recipient", p.delivery->recipient)
+            .kv("error", p.error->to_string());
+        results.emplace_back(std::move(*p.error));
+      } else {
+        results.emplace_back(std::move(p.final_path));
+      }
+    }
+  }
+  return results;
+}
+
+}  // namespace tern::delivery
