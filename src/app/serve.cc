@@ -1,0 +1,177 @@
+// `tern serve`: start-up order matters for least privilege and durability:
+//   1. create the data directory, TLS material (embedded default only)
+//   2. bind every listener and load TLS keys (may need root)
+//   3. drop root to [server] user (data directory handed to that user first)
+//   4. open the spool and recover: every acknowledged message is re-queued
+//   5. start the control socket, the delivery workers, then accept mail
+// SIGTERM/SIGINT: stop accepting, let open transactions finish or 421 them,
+// finish delivery attempts in progress, complete pending syncs, exit 0.
+#include "app/serve.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <memory>
+
+#include "admin/control.h"
+#include "admin/queue_commands.h"
+#include "base/fs.h"
+#include "base/log.h"
+#include "delivery/local_transport.h"
+#include "queue/manager.h"
+#include "queue/spool.h"
+#include "scheduler/agent.h"
+#include "server/server.h"
+#include "server/user_db.h"
+#include "tls/tls.h"
+
+namespace tern::app {
+namespace {
+
+std::string absolute(const std::string& path) {
+  if (path.empty() || path.front() == '/') return path;
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(path, ec);
+  return ec ? path : abs.lexically_normal().string();
+}
+
+Status chown_tree(const std::string& dir, uid_t uid, gid_t gid) {
+  std::error_code ec;
+  if (::chown(dir.c_str(), uid, gid) != 0) return Error::local(fs::errno_text("chown " + dir, errno));
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (::lchown(it->path().c_str(), uid, gid) != 0) {
+      return Error::local(fs::errno_text("chown " + it->path().string(), errno));
+    }
+  }
+  return ok();
+}
+
+// Drops root to `user` (RFC-less, Postfix-style least privilege).
+Status drop_privileges(const std::string& user, const std::string& data_dir) {
+  if (user.empty()) return ok();
+  if (::geteuid() != 0) {
+    log::warn("privileges").kv("note", "not root; [server] user ignored").kv("user", user);
+    return ok();
+  }
+  struct passwd* pw = ::getpwnam(user.c_str());
+  if (pw == nullptr) return Error::local("server.user: no such user: " + user);
+  if (auto s = chown_tree(data_dir, pw->pw_uid, pw->pw_gid); !s) return s;
+  if (::setgroups(0, nullptr) != 0 || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0) {
+    return Error::local(fs::errno_text("dropping privileges to " + user, errno));
+  }
+  if (::setuid(0) == 0) return Error::local("dropping privileges failed: could regain root");
+  log::info("privileges").kv("user", user).kv("uid", static_cast<uint64_t>(pw->pw_uid));
+  return ok();
+}
+
+}  // namespace
+
+int serve(const config::Config& cfg_in) {
+  config::Config cfg = cfg_in;
+  // Block the signals we wait for before any thread starts, so that they are
+  // delivered to sigwait() below and not to a worker.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  auto die = [](const std::string& what) {
+    log::error("startup_failed").kv("error", what);
+    return 1;
+  };
+
+  cfg.server.data_dir = absolute(cfg.server.data_dir);
+  if (cfg.delivery.maildir.size() > 0) cfg.delivery.maildir = absolute(cfg.delivery.maildir);
+  if (auto s = fs::make_dirs(cfg.server.data_dir, 0750); !s) return die(s.error().text);
+  if (cfg.tls.enabled() && cfg.tls.generate_self_signed) {
+    if (auto s = tls::ensure_self_signed(cfg.tls.cert, cfg.tls.key, cfg.server.hostname); !s) {
+      return die(s.error().text);
+    }
+  }
+  log::info("starting")
+      .kv("config", cfg.path)
+      .kv("hostname", cfg.server.hostname)
+      .kv("data_dir", cfg.server.data_dir)
+      .kv("pid", static_cast<int64_t>(::getpid()));
+
+  server::Server server(cfg, {});
+  if (auto s = server.bind(); !s) return die(s.error().text);
+  if (auto s = drop_privileges(cfg.server.user, cfg.server.data_dir); !s) return die(s.error().text);
+
+  auto spool = queue::Spool::open(cfg.server.data_dir + "/queue",
+                                  cfg.queue.sync == "fsync" ? queue::Spool::SyncMode::kFsyncEach
+                                                            : queue::Spool::SyncMode::kSyncfs);
+  if (!spool) return die(spool.error().text);
+  auto recovered = (*spool)->recover();
+  if (!recovered) return die(recovered.error().text);
+
+  server::UserDb users(cfg.domains.local, cfg.accounts.file, cfg.aliases.file);
+  if (auto s = users.load(); !s) return die(s.error().text);
+
+  queue::SystemClock clock;
+  queue::RetryPolicy retry;
+  retry.schedule.assign(cfg.queue.retry_schedule.begin(), cfg.queue.retry_schedule.end());
+  retry.max_age = cfg.queue.max_age;
+  queue::QueueManager manager(**spool, clock, retry);
+  for (auto& env : *recovered) manager.add(std::move(env));
+  log::info("recovered").kv("messages", static_cast<uint64_t>(recovered->size()));
+
+  std::unique_ptr<delivery::LocalTransport> transport;
+  if (!cfg.delivery.lmtp.empty()) {
+    delivery::LmtpOptions o;
+    o.endpoint = cfg.delivery.lmtp;
+    o.hostname = cfg.server.hostname;
+    transport = std::make_unique<delivery::LmtpTransport>(o);
+  } else {
+    delivery::MaildirOptions o;
+    o.path_template = cfg.delivery.maildir;
+    o.hostname = cfg.server.hostname;
+    transport = std::make_unique<delivery::MaildirTransport>(o);
+  }
+  scheduler::AgentOptions agent_opts;
+  agent_opts.local_domains = cfg.domains.local;
+  agent_opts.workers = cfg.delivery.workers;
+  scheduler::DeliveryAgent agent(agent_opts, **spool, manager, clock, std::move(transport));
+
+  admin::ControlServer control(cfg.server.control_socket, admin::make_queue_handler(manager, **spool));
+  if (auto s = control.start(); !s) return die(s.error().text);
+
+  server::ServerDeps deps;
+  deps.spool = spool->get();
+  deps.users = &users;
+  deps.on_queued = [&manager](queue::Envelope env) { manager.add(std::move(env)); };
+  server.set_deps(std::move(deps));
+
+  agent.start();
+  server.start();
+  log::info("ready");
+
+  int sig = 0;
+  for (;;) {
+    if (sigwait(&sigs, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      log::info("sighup").kv("note", "accounts and aliases reload automatically when their files change");
+      continue;
+    }
+    break;
+  }
+  log::info("signal").kv("signal", strsignal(sig));
+  server.shutdown(std::chrono::seconds(30));
+  server.join();
+  agent.stop();
+  control.stop();
+  Status final_sync = (*spool)->sync();
+  log::info("stopped").kv("final_sync", final_sync.has_value());
+  return 0;
+}
+
+}  // namespace tern::app

@@ -1,0 +1,58 @@
+// The delivery scheduler's workers: threads that lease due messages from the
+// QueueManager, read their content from the spool, hand local recipients to
+// the local transport (Maildir or LMTP) and report per-recipient outcomes
+// back, which the QueueManager persists and turns into retries. No busy
+// waiting: an idle worker sleeps until the next due time or until the queue
+// signals new work.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "delivery/local_transport.h"
+#include "queue/manager.h"
+#include "queue/spool.h"
+
+namespace tern::scheduler {
+
+struct AgentOptions {
+  std::vector<std::string> local_domains;  // lower-cased
+  size_t workers = 4;
+};
+
+class DeliveryAgent {
+ public:
+  DeliveryAgent(AgentOptions options, queue::Spool& spool, queue::QueueManager& queue, queue::Clock& clock,
+                std::unique_ptr<delivery::LocalTransport> local);
+  ~DeliveryAgent();
+
+  void start();
+  // Finishes the attempts in progress, then stops the workers.
+  void stop();
+
+  // One pass over the messages due now, on the calling thread (tests).
+  size_t run_once();
+
+  // Delivers one leased message and reports to the queue (exposed for tests).
+  void deliver(queue::Envelope env);
+
+ private:
+  void worker();
+  bool is_local(const std::string& address) const;
+
+  AgentOptions options_;
+  queue::Spool& spool_;
+  queue::QueueManager& queue_;
+  queue::Clock& clock_;
+  std::unique_ptr<delivery::LocalTransport> local_;
+  std::set<std::string> domains_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace tern::scheduler

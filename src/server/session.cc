@@ -1,0 +1,622 @@
+// SMTP session driver (see session.h). The engine decides protocol matters;
+// this file decides policy (who may relay, which recipients exist, who may
+// send as whom) and does the I/O. Decisions that wait for something slow (the
+// spool's group commit, an AUTH failure delay, a TLS handshake) suspend only
+// this coroutine.
+#include "server/session.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <set>
+
+#include "base/log.h"
+#include "base/strings.h"
+#include "server/received.h"
+#include "server/server.h"
+#include "smtp/session.h"
+#include "tls/tls.h"
+#include "users/sasl.h"
+
+namespace tern::server {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+// Completes with the spool's group-commit status on the caller's executor.
+template <class Token>
+auto async_spool_sync(queue::Spool& spool, Token&& token) {
+  return asio::async_initiate<Token, void(Status)>(
+      [&spool](auto handler) {
+        auto work = asio::make_work_guard(asio::get_associated_executor(handler));
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        spool.sync_async([shared, work = std::move(work)](Status s) mutable {
+          auto ex = work.get_executor();
+          asio::post(ex, [shared, s = std::move(s)]() mutable { (*shared)(std::move(s)); });
+          work.reset();
+        });
+      },
+      token);
+}
+
+std::atomic<uint64_t> g_session_counter{0};
+
+class Session;
+// Sessions of the current event-loop thread, for graceful shutdown.
+thread_local std::set<Session*>* t_sessions = nullptr;
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Server& server, const config::Listener& listener, tcp::socket socket)
+      : server_(server),
+        listener_(listener),
+        cfg_(server.config()),
+        sock_(std::move(socket)),
+        timer_(sock_.get_executor()),
+        engine_(engine_options()),
+        id_(++g_session_counter) {
+    boost::system::error_code ec;
+    auto ep = sock_.remote_endpoint(ec);
+    if (!ec) {
+      auto parsed = IpAddress::parse(ep.address().to_string());
+      if (parsed) peer_ip_ = parsed->unmapped();
+    }
+    peer_ = peer_ip_.to_string();
+    trusted_ = server_.is_trusted(peer_ip_);
+    if (t_sessions == nullptr) t_sessions = new std::set<Session*>();
+    t_sessions->insert(this);
+  }
+
+  ~Session() { t_sessions->erase(this); }
+
+  static void shutdown_all_on_this_thread() {
+    if (t_sessions == nullptr) return;
+    for (Session* s : *t_sessions) s->on_shutdown();
+  }
+
+  asio::awaitable<void> run();
+
+ private:
+  smtp::SessionOptions engine_options() const {
+    smtp::SessionOptions o;
+    o.hostname = cfg_.server.hostname;
+    o.max_message_size = cfg_.limits.max_message_size;
+    o.max_recipients = cfg_.limits.max_recipients;
+    o.max_command_line = cfg_.limits.max_command_line;
+    o.max_errors = cfg_.limits.max_errors;
+    o.tls_available = server_.tls() != nullptr;
+    o.tls_active = false;
+    bool submission = listener_.role != config::ListenerRole::kMx;
+    o.auth_enabled = submission;
+    o.auth_required_for_mail = submission;
+    o.auth_mechanisms = {"SCRAM-SHA-256", "PLAIN", "LOGIN"};
+    return o;
+  }
+
+  std::chrono::seconds timeout_for_phase() const {
+    switch (engine_.phase()) {
+      case smtp::ServerSession::Phase::kData:
+      case smtp::ServerSession::Phase::kBdat:
+        return std::chrono::seconds(cfg_.limits.timeout_data_block);
+      default:
+        return std::chrono::seconds(cfg_.limits.timeout_command);
+    }
+  }
+
+  tcp::socket& raw() { return tls_ ? tls_->next_layer() : sock_; }
+  void arm(std::chrono::seconds timeout) { deadline_ = Clock::now() + timeout; }
+
+  void on_shutdown() {
+    // Idle sessions (waiting for a command, no reply pending) are closed with
+    // 421 at once; sessions receiving content finish their message first.
+    if (waiting_for_command_) {
+      shutdown_close_ = true;
+      boost::system::error_code ec;
+      raw().cancel(ec);
+    }
+  }
+
+  static asio::awaitable<void> watchdog_main(std::shared_ptr<Session> self) { co_await self->watchdog(); }
+
+  asio::awaitable<void> watchdog() {
+    while (!done_) {
+      timer_.expires_at(deadline_);
+      co_await timer_.async_wait(kNoThrow);
+      if (done_) break;
+      if (Clock::now() >= deadline_) {
+        timed_out_ = true;
+        log::info("timeout").kv("session", id_).kv("client", peer_);
+        if (!tls_) {
+          std::string msg = "421 4.4.2 " + cfg_.server.hostname + " Error: timeout exceeded\r\n";
+          ::send(sock_.native_handle(), msg.data(), msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
+        boost::system::error_code ec;
+        raw().shutdown(tcp::socket::shutdown_both, ec);
+        raw().close(ec);
+        break;
+      }
+    }
+  }
+
+  asio::awaitable<bool> read_more() {
+    arm(timeout_for_phase());
+    if (tls_) {
+      if (!tls_buf_) tls_buf_ = std::make_unique<std::array<char, 16384>>();
+      auto [ec, n] = co_await tls_->async_read_some(asio::buffer(*tls_buf_), kNoThrow);
+      if (ec) co_return false;
+      engine_.feed(std::string_view(tls_buf_->data(), n));
+      co_return true;
+    }
+    // Plain TCP: wait for readability without a per-session buffer (keeps
+    // idle connections small), then read into a per-thread buffer.
+    auto [ec] = co_await sock_.async_wait(tcp::socket::wait_read, kNoThrow);
+    if (ec) co_return false;
+    static thread_local std::array<char, 65536> buf;
+    boost::system::error_code rec;
+    size_t n = sock_.read_some(asio::buffer(buf), rec);
+    if (rec == asio::error::would_block || rec == asio::error::try_again) co_return true;
+    if (rec) co_return false;
+    engine_.feed(std::string_view(buf.data(), n));
+    co_return true;
+  }
+
+  asio::awaitable<bool> flush() {
+    std::string& out = engine_.output();
+    if (out.empty()) co_return true;
+    arm(std::chrono::seconds(cfg_.limits.timeout_command));
+    boost::system::error_code ec;
+    if (tls_) {
+      std::tie(ec, std::ignore) = co_await asio::async_write(*tls_, asio::buffer(out), kNoThrow);
+    } else {
+      std::tie(ec, std::ignore) = co_await asio::async_write(sock_, asio::buffer(out), kNoThrow);
+    }
+    out.clear();
+    if (out.capacity() > 4096) out.shrink_to_fit();
+    co_return !ec;
+  }
+
+  asio::awaitable<bool> start_tls() {
+    if (server_.tls() == nullptr) co_return false;
+    tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(sock_), *server_.tls());
+    arm(std::chrono::seconds(cfg_.limits.timeout_command));
+    auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, kNoThrow);
+    if (ec) {
+      log::info("tls_failed").kv("session", id_).kv("client", peer_).kv("error", ec.message());
+      co_return false;
+    }
+    auto info = tls::describe(tls_->native_handle());
+    tls_info_ = info;
+    log::info("tls").kv("session", id_).kv("client", peer_).kv("version", info.version).kv("cipher", info.cipher);
+    co_return true;
+  }
+
+  void reset_transaction() {
+    writer_.reset();
+    mail_from_.clear();
+    rcpts_.clear();
+    originals_.clear();
+    write_failed_ = false;
+  }
+
+  void reply(int code, const char* enhanced, std::string text) { engine_.reply(smtp::Reply(code, enhanced, std::move(text))); }
+
+  void reject(const char* stage, int code, const char* enhanced, std::string text) {
+    log::info("reject")
+        .kv("session", id_)
+        .kv("client", peer_)
+        .kv("stage", stage)
+        .kv("from", mail_from_)
+        .kv("reply", std::to_string(code) + " " + enhanced + " " + text);
+    reply(code, enhanced, std::move(text));
+  }
+
+  void on_mail(const smtp::EvMail& ev) {
+    reset_transaction();
+    users_ = server_.deps().users->get();
+    std::string from = ev.from.empty() ? std::string() : ev.from.str();
+    if (engine_.authenticated() && !from.empty() && !users_->directory->may_send_as(auth_user_, from)) {
+      reject("mail", 553, "5.7.1", "<" + from + ">: Sender address rejected: not owned by user " + auth_user_);
+      return;
+    }
+    mail_from_ = from;
+    mail_params_ = ev.params;
+    engine_.accept();
+  }
+
+  void on_rcpt(const smtp::EvRcpt& ev) {
+    std::string addr = ev.to.domain.empty() ? ev.to.local : ev.to.str();
+    const auto& dir = *users_->directory;
+    auto lookup = dir.check(addr);
+    if (lookup == users::Directory::Lookup::kUnknown) {
+      reject("rcpt", 550, "5.1.1", "<" + addr + ">: Recipient address rejected: User unknown in local recipient table");
+      return;
+    }
+    std::vector<queue::Recipient> expanded;
+    auto make = [&](std::string address) {
+      queue::Recipient r;
+      r.address = std::move(address);
+      r.original = addr;
+      r.notify = ev.params.notify;
+      r.orcpt_type = ev.params.orcpt_type;
+      r.orcpt = ev.params.orcpt;
+      return r;
+    };
+    if (lookup == users::Directory::Lookup::kNotLocal) {
+      if (!engine_.authenticated() && !trusted_) {
+        reject("rcpt", 554, "5.7.1", "<" + addr + ">: Relay access denied");
+        return;
+      }
+      expanded.push_back(make(addr));
+    } else {
+      auto dests = dir.expand(addr);
+      if (!dests) {
+        const Error& e = dests.error();
+        reject("rcpt", e.code, e.enhanced.c_str(), "<" + addr + ">: " + e.text);
+        return;
+      }
+      for (const auto& d : *dests) {
+        std::string target = d.address;
+        if (d.kind == users::Destination::kMailbox && !d.detail.empty()) {
+          target = d.user + "+" + d.detail + "@" + d.domain;
+        }
+        expanded.push_back(make(std::move(target)));
+      }
+    }
+    for (auto& r : expanded) {
+      bool dup = false;
+      for (const auto& have : rcpts_) dup = dup || have.address == r.address;
+      if (!dup) rcpts_.push_back(std::move(r));
+    }
+    originals_.push_back(addr);
+    engine_.accept();
+  }
+
+  void on_data_start() {
+    auto w = server_.deps().spool->create();
+    if (!w) {
+      log::error("spool_error").kv("session", id_).kv("error", w.error().text);
+      reply(451, "4.3.0", "Local error: queue file write error");
+      return;
+    }
+    writer_ = std::move(*w);
+    ReceivedInfo info;
+    info.helo = engine_.helo_name();
+    info.client_ip = peer_;
+    info.by_host = cfg_.server.hostname;
+    info.protocol = protocol_name(esmtp_, tls_ != nullptr, engine_.authenticated(), mail_params_.smtputf8);
+    info.queue_id = writer_->id();
+    if (tls_info_) {
+      info.tls_version = tls_info_->version;
+      info.tls_cipher = tls_info_->cipher;
+      info.tls_bits = tls_info_->bits;
+    }
+    if (originals_.size() == 1) info.for_recipient = originals_.front();
+    info.timestamp = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    received_at_ = info.timestamp;
+    protocol_ = info.protocol;
+    if (auto s = writer_->append(format_received(info)); !s) write_failed_ = true;
+    engine_.accept();
+  }
+
+  asio::awaitable<void> on_data_end(const smtp::EvDataEnd& ev) {
+    if (ev.problem) {
+      reject("data", ev.problem->code, ev.problem->enhanced.c_str(), ev.problem->text);
+      reset_transaction();
+      co_return;
+    }
+    if (!writer_ || write_failed_) {
+      reject("data", 451, "4.3.0", "Local error: queue file write error");
+      reset_transaction();
+      co_return;
+    }
+    queue::Envelope env;
+    env.id = writer_->id();
+    env.mail_from = mail_from_;
+    env.recipients = rcpts_;
+    env.body = static_cast<int>(mail_params_.body);
+    env.smtputf8 = mail_params_.smtputf8;
+    env.ret = static_cast<int>(mail_params_.ret);
+    env.envid = mail_params_.envid;
+    env.requiretls = mail_params_.requiretls;
+    env.received_at = received_at_;
+    env.client_ip = peer_;
+    env.client_helo = engine_.helo_name();
+    env.auth_user = auth_user_;
+    env.listener = config::role_name(listener_.role);
+    env.protocol = protocol_;
+    env.size = writer_->size();
+    if (auto s = writer_->finish(env); !s) {
+      log::error("spool_error").kv("session", id_).kv("id", env.id).kv("error", s.error().text);
+      reject("data", 451, "4.3.0", "Local error: queue file write error");
+      reset_transaction();
+      co_return;
+    }
+    writer_.reset();
+    arm(std::chrono::seconds(cfg_.limits.timeout_data_end));
+    Status synced = co_await async_spool_sync(*server_.deps().spool, asio::use_awaitable);
+    if (!synced) {
+      // Not durable: refuse so the client keeps its copy. The file may still
+      // be recovered at restart, which at worst duplicates this message.
+      log::error("spool_sync_error").kv("id", env.id).kv("error", synced.error().text);
+      server_.deps().spool->remove(env.id);
+      reject("data", 451, "4.3.0", "Local error: queue file write error");
+      reset_transaction();
+      co_return;
+    }
+    ++messages_;
+    log::info("queued")
+        .kv("id", env.id)
+        .kv("session", id_)
+        .kv("client", peer_)
+        .kv("from", env.mail_from)
+        .kv("rcpts", static_cast<uint64_t>(env.recipients.size()))
+        .kv("size", env.size)
+        .kv("tls", tls_ != nullptr)
+        .kv("auth", auth_user_.empty() ? std::string("-") : auth_user_);
+    reply(250, "2.0.0", "Ok: queued as " + env.id);
+    if (server_.deps().on_queued) server_.deps().on_queued(std::move(env));
+    reset_transaction();
+  }
+
+  asio::awaitable<void> apply_sasl(users::SaslServer::Step step, const std::string& mechanism) {
+    switch (step.kind) {
+      case users::SaslServer::Step::kChallenge:
+        engine_.auth_challenge(step.challenge);
+        co_return;
+      case users::SaslServer::Step::kSuccess:
+        auth_user_ = step.user;
+        sasl_.reset();
+        engine_.auth_success();
+        log::info("auth").kv("session", id_).kv("client", peer_).kv("user", auth_user_).kv("mechanism", mechanism_);
+        co_return;
+      case users::SaslServer::Step::kFailure:
+        break;
+    }
+    sasl_.reset();
+    ++auth_failures_;
+    auto verdict = server_.auth_limiter().record_failure(peer_ip_, auth_failures_);
+    log::info("auth_failed")
+        .kv("session", id_)
+        .kv("client", peer_)
+        .kv("mechanism", mechanism)
+        .kv("reason", step.reason)
+        .kv("failures", auth_failures_);
+    if (verdict.delay.count() > 0) {
+      asio::steady_timer delay(timer_.get_executor());
+      delay.expires_after(verdict.delay);
+      co_await delay.async_wait(kNoThrow);
+    }
+    if (verdict.disconnect || auth_failures_ >= cfg_.limits.auth_failure_limit) {
+      engine_.auth_failure(smtp::Reply(421, "4.7.0", cfg_.server.hostname + " Too many failed authentications"));
+      closing_ = true;
+      co_return;
+    }
+    engine_.auth_failure(smtp::Reply(535, "5.7.8", "Authentication credentials invalid"));
+  }
+
+  asio::awaitable<void> on_auth(const smtp::EvAuth& ev) {
+    mechanism_ = to_upper(ev.mechanism);
+    if (server_.auth_limiter().blocked(peer_ip_)) {
+      engine_.auth_failure(smtp::Reply(454, "4.7.0", "Too many failed authentications, try again later"));
+      co_return;
+    }
+    users_ = server_.deps().users->get();
+    sasl_ = users::SaslServer::create(mechanism_, *users_->accounts);
+    if (!sasl_) {
+      engine_.auth_failure(smtp::Reply(504, "5.5.4", "Unrecognized authentication type"));
+      co_return;
+    }
+    std::optional<std::string_view> initial;
+    if (ev.initial_response) initial = *ev.initial_response;
+    co_await apply_sasl(sasl_->start(initial), mechanism_);
+  }
+
+  // Returns false when the connection must close.
+  asio::awaitable<bool> handle(smtp::Event& event) {
+    if (auto* ev = std::get_if<smtp::EvData>(&event)) {
+      if (writer_ && !write_failed_) {
+        if (auto s = writer_->append(ev->bytes); !s) {
+          write_failed_ = true;
+          log::error("spool_error").kv("session", id_).kv("error", s.error().text);
+        }
+      }
+      co_return true;
+    }
+    if (auto* ev = std::get_if<smtp::EvHelo>(&event)) {
+      esmtp_ = ev->esmtp;
+      reset_transaction();
+      engine_.accept_helo();
+      co_return true;
+    }
+    if (auto* ev = std::get_if<smtp::EvMail>(&event)) {
+      on_mail(*ev);
+      co_return true;
+    }
+    if (auto* ev = std::get_if<smtp::EvRcpt>(&event)) {
+      on_rcpt(*ev);
+      co_return true;
+    }
+    if (std::holds_alternative<smtp::EvDataStart>(event)) {
+      on_data_start();
+      co_return true;
+    }
+    if (auto* ev = std::get_if<smtp::EvDataEnd>(&event)) {
+      co_await on_data_end(*ev);
+      co_return true;
+    }
+    if (std::holds_alternative<smtp::EvStartTls>(event)) {
+      if (!co_await flush()) co_return false;
+      if (!co_await start_tls()) co_return false;
+      reset_transaction();
+      auth_user_.clear();
+      engine_.tls_started();
+      co_return true;
+    }
+    if (auto* ev = std::get_if<smtp::EvAuth>(&event)) {
+      co_await on_auth(*ev);
+      co_return !closing_;
+    }
+    if (auto* ev = std::get_if<smtp::EvAuthResponse>(&event)) {
+      if (!sasl_) {
+        engine_.auth_failure(smtp::Reply(501, "5.5.2", "No authentication in progress"));
+        co_return true;
+      }
+      co_await apply_sasl(sasl_->step(ev->data), mechanism_);
+      co_return !closing_;
+    }
+    if (std::holds_alternative<smtp::EvAuthCancelled>(event)) {
+      sasl_.reset();
+      co_return true;
+    }
+    if (std::holds_alternative<smtp::EvRset>(event)) {
+      reset_transaction();
+      co_return true;
+    }
+    // EvQuit, EvClose: the engine queued its last reply.
+    co_return false;
+  }
+
+  Server& server_;
+  const config::Listener& listener_;
+  const config::Config& cfg_;
+  tcp::socket sock_;
+  std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_;
+  std::unique_ptr<std::array<char, 16384>> tls_buf_;
+  std::optional<tls::SessionInfo> tls_info_;
+  asio::steady_timer timer_;
+  Clock::time_point deadline_ = Clock::now() + std::chrono::seconds(300);
+  smtp::ServerSession engine_;
+  uint64_t id_;
+  IpAddress peer_ip_;
+  std::string peer_;
+  bool trusted_ = false;
+  bool esmtp_ = false;
+  bool done_ = false;
+  bool closing_ = false;
+  bool timed_out_ = false;
+  bool waiting_for_command_ = false;
+  bool shutdown_close_ = false;
+  std::shared_ptr<const UserDb::Snapshot> users_;
+  std::string auth_user_;
+  std::string mechanism_;
+  std::unique_ptr<users::SaslServer> sasl_;
+  unsigned auth_failures_ = 0;
+  uint64_t messages_ = 0;
+
+  // Transaction.
+  std::string mail_from_;
+  smtp::MailParams mail_params_;
+  std::vector<queue::Recipient> rcpts_;
+  std::vector<std::string> originals_;
+  std::unique_ptr<queue::Spool::Writer> writer_;
+  bool write_failed_ = false;
+  int64_t received_at_ = 0;
+  std::string protocol_;
+};
+
+asio::awaitable<void> Session::run() {
+  auto started = Clock::now();
+  std::string why;
+  if (!server_.admit(peer_ip_, why)) {
+    std::string msg = "421 4.7.0 " + cfg_.server.hostname + " " + why + "\r\n";
+    co_await asio::async_write(sock_, asio::buffer(msg), kNoThrow);
+    log::info("connect_refused").kv("client", peer_).kv("reason", why);
+    boost::system::error_code ec;
+    sock_.close(ec);
+    co_return;
+  }
+  boost::system::error_code ec;
+  sock_.set_option(tcp::no_delay(true), ec);
+  sock_.non_blocking(true, ec);
+  log::info("connect")
+      .kv("session", id_)
+      .kv("client", peer_)
+      .kv("listener", config::role_name(listener_.role))
+      .kv("trusted", trusted_);
+  arm(std::chrono::seconds(cfg_.limits.timeout_command));
+  asio::co_spawn(sock_.get_executor(), watchdog_main(shared_from_this()), asio::detached);
+
+  bool ok_run = true;
+  if (listener_.role == config::ListenerRole::kSubmissions) {
+    ok_run = co_await start_tls();
+    if (ok_run) engine_.tls_started();
+  }
+  if (ok_run) {
+    engine_.greet();
+    for (;;) {
+      bool keep = true;
+      while (auto ev = engine_.next()) {
+        if (!co_await handle(*ev)) {
+          keep = false;
+          break;
+        }
+      }
+      if (!co_await flush() || !keep || closing_ || timed_out_) break;
+      if (engine_.phase() == smtp::ServerSession::Phase::kClosed) break;
+      if (server_.shutting_down() && engine_.phase() == smtp::ServerSession::Phase::kCommand) {
+        shutdown_close_ = true;
+      }
+      if (shutdown_close_) {
+        engine_.output() = "421 4.3.2 " + cfg_.server.hostname + " Service shutting down, try again later\r\n";
+        co_await flush();
+        break;
+      }
+      waiting_for_command_ = engine_.phase() == smtp::ServerSession::Phase::kCommand && engine_.buffered_input() == 0;
+      bool got = co_await read_more();
+      waiting_for_command_ = false;
+      if (!got) {
+        if (shutdown_close_ && !timed_out_) {
+          engine_.output() = "421 4.3.2 " + cfg_.server.hostname + " Service shutting down, try again later\r\n";
+          co_await flush();
+        }
+        break;
+      }
+    }
+  }
+  done_ = true;
+  timer_.cancel();
+  if (writer_) writer_.reset();
+  if (tls_) {
+    tls_->next_layer().shutdown(tcp::socket::shutdown_both, ec);
+    tls_->next_layer().close(ec);
+  } else {
+    sock_.shutdown(tcp::socket::shutdown_both, ec);
+    sock_.close(ec);
+  }
+  server_.release(peer_ip_);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
+  log::info("disconnect")
+      .kv("session", id_)
+      .kv("client", peer_)
+      .kv("messages", messages_)
+      .kv("errors", engine_.error_count())
+      .kv("timeout", timed_out_)
+      .kv("ms", static_cast<int64_t>(ms));
+}
+
+}  // namespace
+
+asio::awaitable<void> run_session(Server& server, const config::Listener& listener, tcp::socket socket) {
+  // Shared with the watchdog coroutine, which may outlive run() briefly.
+  auto session = std::make_shared<Session>(server, listener, std::move(socket));
+  co_await session->run();
+}
+
+void shutdown_sessions_on_this_thread() { Session::shutdown_all_on_this_thread(); }
+
+}  // namespace tern::server

@@ -1,0 +1,24 @@
+// One SMTP connection: drives the sans-I/O engine over a TCP socket, with
+// STARTTLS/implicit TLS, RFC 5321 §4.5.3.2 timeouts enforced by a watchdog,
+// recipient/sender checks, SASL and spooling. See server.h for the model.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "config/config.h"
+
+namespace tern::server {
+
+class Server;
+
+// Runs the session to completion; never throws.
+boost::asio::awaitable<void> run_session(Server& server, const config::Listener& listener,
+                                         boost::asio::ip::tcp::socket socket);
+
+}  // namespace tern::server
+
+namespace tern::server {
+// Called on each event-loop thread at shutdown: idle sessions get 421 now.
+void shutdown_sessions_on_this_thread();
+}  // namespace tern::server
