@@ -406,8 +406,9 @@ void ServerSession::start_content() {
 }
 
 void ServerSession::set_problem(Error e) {
+  // Content collected before the problem is still emitted (so what the driver
+  // sees does not depend on how input was split); nothing after it is.
   if (!problem_) problem_ = std::move(e);
-  data_chunk_.clear();  // refused content is not worth delivering to the driver
 }
 
 void ServerSession::append_content(const char* p, size_t n) {
