@@ -296,7 +296,7 @@ void ServerSession::cmd_bdat(std::string_view args) {
   if (!content_started_) start_content();
   // RFC 1870 §6.3 style limit on the running total; the chunk is discarded.
   if (!problem_) {
-    if (size > opts_.max_message_size - std::min(message_bytes_, opts_.max_message_size)) {
+    if (size > size_limit() - std::min(message_bytes_, size_limit())) {
       set_problem(Error{552, "5.3.4", "Message size exceeds fixed maximum message size"});
     } else {
       message_bytes_ += size;
@@ -413,7 +413,7 @@ void ServerSession::set_problem(Error e) {
 
 void ServerSession::append_content(const char* p, size_t n) {
   if (problem_) return;
-  if (n > opts_.max_message_size - std::min(message_bytes_, opts_.max_message_size)) {
+  if (n > size_limit() - std::min(message_bytes_, size_limit())) {
     return set_problem(Error{552, "5.3.4", "Message size exceeds fixed maximum message size"});
   }
   message_bytes_ += n;

@@ -26,7 +26,7 @@ namespace tern::smtp {
 
 struct SessionOptions {
   std::string hostname = "localhost";              // banner and EHLO
-  uint64_t max_message_size = 50 * 1024 * 1024;    // SIZE; 552 5.3.4 when exceeded
+  uint64_t max_message_size = 50 * 1024 * 1024;    // SIZE; 552 5.3.4 when exceeded; 0 = no limit (RFC 1870 §4)
   size_t max_recipients = 1000;                    // 452 4.5.3 beyond (RFC 5321 §4.5.3.1.8)
   size_t max_command_line = 2048;                  // 500 5.5.2 beyond (RFC 5321 §4.5.3.1.4: >= 512)
   size_t max_text_line = 1000 * 1000;              // DATA line limit; beyond: 554 5.6.0 at the end
@@ -164,6 +164,7 @@ class ServerSession {
   void reset_transaction();
   Reply ehlo_reply() const;
   bool auth_offered() const { return opts_.auth_enabled && opts_.tls_active; }
+  uint64_t size_limit() const { return opts_.max_message_size ? opts_.max_message_size : UINT64_MAX; }
 
   SessionOptions opts_;
   std::string in_;

@@ -415,6 +415,17 @@ TEST(Session, SizeLimitOnMailAndOnData) {
   EXPECT_LE(d.data.size(), 100u);
 }
 
+TEST(Session, ZeroSizeMeansNoLimit) {
+  SessionOptions o = default_options();
+  o.max_message_size = 0;
+  Driver d(o);
+  d.feed("EHLO a.example\r\nMAIL FROM:<a@b.example> SIZE=99999999999\r\nRCPT TO:<c@d.example>\r\nDATA\r\n");
+  EXPECT_NE(d.out.find("250-SIZE 0\r\n"), std::string::npos);
+  d.feed(std::string(100000, 'z') + "\r\n.\r\n");
+  EXPECT_EQ(d.events.back(), "data-end:ok");
+  EXPECT_EQ(d.data.size(), 100002u);
+}
+
 TEST(Session, LongDataLineIsRefusedWithoutBuffering) {
   SessionOptions o = default_options();
   o.max_text_line = 1000;
