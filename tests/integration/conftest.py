@@ -11,6 +11,7 @@ server's log is attached to the report.
 
 import os
 import shutil
+import tempfile
 
 import pytest
 
@@ -26,6 +27,8 @@ def pytest_configure(config):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
+    if report.when == "call":
+        item._tern_call_report = report
     if report.failed:
         for server in getattr(item, "_tern_servers", []):
             report.sections.append(("tern log: " + server.root, server.log_tail(80)))
@@ -60,6 +63,21 @@ def tern_factory(request, tmp_path, tls_material):
             problems.append("%s: exit status after SIGTERM %r\n%s" % (server.root, codes, server.log_tail(80)))
     if problems:
         pytest.fail("tern did not stop cleanly:\n" + "\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def world_readable_tmp(request):
+    """A temporary directory other uids can reach (pytest's tmp_path sits
+    under a 0700 directory): for Postfix and Dovecot, which drop root.
+    Kept when the test fails, for post-mortem."""
+    path = tempfile.mkdtemp(prefix="tern-it-", dir="/tmp")
+    os.chmod(path, 0o755)
+    yield path
+    report = getattr(request.node, "_tern_call_report", None)
+    if report is not None and report.failed:
+        print("kept " + path)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
