@@ -76,6 +76,7 @@ def test_queue_commands_on_busy_server(tern_factory):
         q = wait_until(lambda: (lambda q: q if len(q) >= 10 else None)(t.queue_list()), 20,
                        what="10 queued messages")
         ids = sorted(q)
+        sent_at_first_command = len(sent)
         held, deleted, shown = ids[0], ids[1], ids[2]
         # hold
         assert t.queue("hold", held).stdout == held + ": held\n"
@@ -99,10 +100,19 @@ def test_queue_commands_on_busy_server(tern_factory):
         # unknown id
         bad = t.queue("hold", "nosuchid", check=False)
         assert bad.returncode == 1
+        # Keep listing while the load runs: every snapshot must be well formed.
+        snapshots = 0
+        while any(th.is_alive() for th in threads):
+            for entry in t.queue_list().values():
+                assert entry["from"] == "sender@example.net"
+                assert [r["to"] for r in entry["rcpts"]] == [REMOTE]
+            snapshots += 1
     finally:
         for th in threads:
             th.join(60)
     assert len(sent) == 200
+    print("busy queue: first command after %d of 200 messages, %d list snapshots during the load"
+          % (sent_at_first_command, snapshots))
     # Every message except the deleted one is queued and has had its first
     # (failing: no remote delivery yet) attempt.
     def all_attempted():
