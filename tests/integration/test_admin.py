@@ -2,11 +2,12 @@
 reporting, `tern queue ...` on a server under load, and queue durability
 across a graceful restart."""
 
+import signal
 import smtplib
 import subprocess
 import threading
 
-from ternlib import TERN_BIN, make_message, wait_until
+from ternlib import TERN_BIN, RawSmtp, make_message, wait_for_messages, wait_until
 
 REMOTE = "friend@elsewhere.example"
 
@@ -147,3 +148,30 @@ def test_queue_survives_graceful_restart(tern_factory):
         assert after[qid]["rcpts"][0]["attempts"] >= 1
     assert after[held]["held"], "hold state lost across restart"
     assert "Subject: durable " in t.queue("show", held).stdout
+
+
+def test_sigterm_closes_idle_sessions_and_lets_data_finish(tern):
+    idle = RawSmtp(tern.addr())
+    assert idle.reply()[0] == 220
+    idle.ehlo()
+    busy = RawSmtp(tern.addr())
+    assert busy.reply()[0] == 220
+    busy.ehlo()
+    assert busy.cmd("MAIL FROM:<sender@example.net>")[0] == 250
+    assert busy.cmd("RCPT TO:<alice@example.test>")[0] == 250
+    assert busy.cmd("DATA")[0] == 354
+    busy.send("Subject: finishing during shutdown\r\n\r\nfirst half\r\n")
+    tern.proc.send_signal(signal.SIGTERM)
+    # The idle session is told at once (RFC 5321 §3.8).
+    assert idle.reply_text().startswith("421 4.3.2"), "idle session not closed with 421"
+    assert idle.closed_by_peer()
+    # The session in DATA may finish its message, which is accepted.
+    busy.send("second half\r\n.\r\n")
+    assert busy.reply_text().startswith("250 2.0.0")
+    assert busy.cmd("NOOP")[0] == 421 or busy.closed_by_peer()
+    assert tern.stop() == 0
+    # Acknowledged means kept: delivered before the exit, or after a restart.
+    tern.start()
+    [msg] = wait_for_messages(tern.maildir("alice"), 1)
+    assert msg["Subject"] == "finishing during shutdown"
+    assert msg.get_payload() == "first half\nsecond half\n"
