@@ -44,7 +44,7 @@ run: build
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
 
-integration: build
+integration:
 	TERN_BIN=$(CURDIR)/$(BUILD)/tern $(PY) -m pytest -q -p no:cacheprovider tests/integration
 
 test: build

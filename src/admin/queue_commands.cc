@@ -41,6 +41,41 @@ std::string format_envelope(const queue::Envelope& env) {
   return out;
 }
 
+namespace {
+// DSN parameters (RFC 3461) as given at MAIL/RCPT, for `queue show`.
+std::string notify_text(unsigned notify) {
+  if (notify == 0) return "";
+  if (notify & queue::kNotifyNever) return "NEVER";
+  std::string out;
+  auto add = [&](unsigned flag, const char* name) {
+    if (notify & flag) out += (out.empty() ? "" : ",") + std::string(name);
+  };
+  add(queue::kNotifySuccess, "SUCCESS");
+  add(queue::kNotifyFailure, "FAILURE");
+  add(queue::kNotifyDelay, "DELAY");
+  return out;
+}
+
+std::string format_dsn(const queue::Envelope& env) {
+  std::string out;
+  if (env.ret != 0 || !env.envid.empty()) {
+    out += "    dsn:";
+    if (env.ret != 0) out += std::string(" ret=") + (env.ret == 1 ? "FULL" : "HDRS");
+    if (!env.envid.empty()) out += " envid=" + env.envid;
+    out += "\n";
+  }
+  for (const auto& r : env.recipients) {
+    std::string n = notify_text(r.notify);
+    if (n.empty() && r.orcpt.empty()) continue;
+    out += "    dsn: to=<" + r.address + ">";
+    if (!n.empty()) out += " notify=" + n;
+    if (!r.orcpt.empty()) out += " orcpt=" + r.orcpt_type + ";" + r.orcpt;
+    out += "\n";
+  }
+  return out;
+}
+}  // namespace
+
 std::string format_queue_list(const std::vector<queue::Envelope>& messages) {
   if (messages.empty()) return "queue is empty\n";
   std::string out;
@@ -74,7 +109,7 @@ CommandHandler make_queue_handler(queue::QueueManager& queue, queue::Spool& spoo
       auto content = spool.read_content(arg);
       if (!content) return content.error();
       std::string out = format_envelope(*env);
-      if (!env->envid.empty()) out += "    envid=" + env->envid + "\n";
+      out += format_dsn(*env);
       out += "    client=" + env->client_ip + " helo=" + env->client_helo + " protocol=" + env->protocol +
              (env->auth_user.empty() ? "" : " auth=" + env->auth_user) + "\n\n";
       out += *content;

@@ -143,6 +143,19 @@ class Session : public std::enable_shared_from_this<Session> {
           std::string msg = "421 4.4.2 " + cfg_.server.hostname + " Error: timeout exceeded\r\n";
           ::send(sock_.native_handle(), msg.data(), msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
         }
+        if (tls_ && !writing_) {
+          // Over TLS the 421 must go through the TLS stream; give it a
+          // short time, then close regardless.
+          auto msg = std::make_shared<std::string>("421 4.4.2 " + cfg_.server.hostname +
+                                                   " Error: timeout exceeded\r\n");
+          deadline_ = Clock::now() + std::chrono::seconds(2);
+          asio::async_write(*tls_, asio::buffer(*msg), [this, msg, self = shared_from_this()](auto, auto) {
+            boost::system::error_code ignored;
+            raw().close(ignored);
+          });
+          timer_.expires_at(deadline_);
+          co_await timer_.async_wait(kNoThrow);
+        }
         boost::system::error_code ec;
         raw().shutdown(tcp::socket::shutdown_both, ec);
         raw().close(ec);
@@ -178,11 +191,13 @@ class Session : public std::enable_shared_from_this<Session> {
     if (out.empty()) co_return true;
     arm(std::chrono::seconds(cfg_.limits.timeout_command));
     boost::system::error_code ec;
+    writing_ = true;
     if (tls_) {
       std::tie(ec, std::ignore) = co_await asio::async_write(*tls_, asio::buffer(out), kNoThrow);
     } else {
       std::tie(ec, std::ignore) = co_await asio::async_write(sock_, asio::buffer(out), kNoThrow);
     }
+    writing_ = false;
     out.clear();
     if (out.capacity() > 4096) out.shrink_to_fit();
     co_return !ec;
@@ -510,6 +525,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closing_ = false;
   bool timed_out_ = false;
   bool waiting_for_command_ = false;
+  bool writing_ = false;  // a write is in flight (only one at a time on a TLS stream)
   bool shutdown_close_ = false;
   std::shared_ptr<const UserDb::Snapshot> users_;
   std::string auth_user_;

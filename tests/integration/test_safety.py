@@ -167,6 +167,18 @@ def test_command_timeout_closes_with_421(tern_factory):
     c.close()
 
 
+def test_command_timeout_over_tls_sends_421_through_tls(tern_factory):
+    t = tern_factory(limits={"timeout_command": 2})
+    c = greet(t)
+    c.starttls()
+    c.ehlo()
+    c.sock.settimeout(10)
+    text = c.reply_text()
+    assert text.startswith("421 4.4.2"), text
+    assert c.closed_by_peer()
+    c.close()
+
+
 def test_connections_per_ip_limit(tern_factory):
     t = tern_factory(limits={"max_connections_per_ip": 3})
     held = [greet(t, ehlo=False) for _ in range(3)]
