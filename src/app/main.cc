@@ -25,6 +25,7 @@ struct Args {
   std::vector<std::string> positional;
   std::string config_path;
   bool has_config = false;
+  std::vector<std::string> dns;  // --dns IP@PORT (repeatable): overrides [dns] nameservers
 };
 
 int usage() {
@@ -37,7 +38,8 @@ int usage() {
                "  account list --config FILE                   list accounts\n"
                "  queue list|flush --config FILE               show / flush the queue of the running server\n"
                "  queue show|hold|release|delete|retry ID --config FILE\n"
-               "  version\n");
+               "  version\n"
+               "every command accepts --dns IP@PORT (repeatable) to override [dns] nameservers\n");
   return 2;
 }
 
@@ -51,6 +53,13 @@ bool parse_args(int argc, char** argv, Args& out) {
     } else if (a.rfind("--config=", 0) == 0) {
       out.config_path = a.substr(9);
       out.has_config = true;
+    } else if (a == "--dns") {
+      if (i + 1 >= argc) return false;
+      if (!tern::config::valid_nameserver(argv[i + 1])) {
+        std::fprintf(stderr, "tern: --dns %s: expected IP or IP@PORT\n", argv[i + 1]);
+        return false;
+      }
+      out.dns.push_back(argv[++i]);
     } else if (a.rfind("--", 0) == 0) {
       std::fprintf(stderr, "tern: unknown option %s\n", a.c_str());
       return false;
@@ -62,8 +71,9 @@ bool parse_args(int argc, char** argv, Args& out) {
 }
 
 tern::Result<Config> load_config(const Args& args) {
-  if (!args.has_config) return tern::config::embedded_default();
-  return tern::config::load_file(args.config_path);
+  auto cfg = args.has_config ? tern::config::load_file(args.config_path) : tern::config::embedded_default();
+  if (cfg && !args.dns.empty()) cfg->dns.nameservers = args.dns;
+  return cfg;
 }
 
 int fail(const std::string& msg) {

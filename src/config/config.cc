@@ -143,7 +143,8 @@ Config walk(const toml::table& root, const std::string& origin) {
   Config cfg;
   cfg.path = origin;
   w.check_keys(root, "",
-               {"server", "listener", "tls", "domains", "relay", "delivery", "aliases", "accounts", "queue", "limits"});
+               {"server", "listener", "tls", "domains", "relay", "delivery", "aliases", "accounts", "queue", "limits", "dns",
+                "auth"});
 
   if (const auto* t = w.table(root, "server", "")) {
     w.check_keys(*t, "server", {"hostname", "data_dir", "control_socket", "user", "threads"});
@@ -300,10 +301,39 @@ Config walk(const toml::table& root, const std::string& origin) {
     if (auto v = w.duration(*t, "timeout_data_end", "limits")) L.timeout_data_end = static_cast<uint32_t>(*v);
     if (auto v = w.integer(*t, "auth_failure_limit", "limits", 1, 100)) L.auth_failure_limit = static_cast<uint32_t>(*v);
   }
+  if (const auto* t = w.table(root, "dns", "")) {
+    w.check_keys(*t, "dns", {"nameservers", "trust_anchor_file", "timeout"});
+    for (const auto& [ns, node] : w.strings(*t, "nameservers", "dns")) {
+      if (!valid_nameserver(ns)) w.fail(node, "dns.nameservers", "\"" + ns + "\" is not IP or IP@PORT");
+      cfg.dns.nameservers.push_back(ns);
+    }
+    if (auto v = w.string(*t, "trust_anchor_file", "dns")) cfg.dns.trust_anchor_file = *v;
+    if (auto v = w.duration(*t, "timeout", "dns")) {
+      if (*v == 0 || *v > 300) w.fail(t->get("timeout"), "dns.timeout", "must be between 1s and 5m");
+      cfg.dns.timeout = static_cast<uint32_t>(*v);
+    }
+  }
+  if (const auto* t = w.table(root, "auth", "")) {
+    w.check_keys(*t, "auth", {"authserv_id"});
+    if (auto v = w.string(*t, "authserv_id", "auth")) {
+      if (!valid_hostname(*v)) w.fail(t->get("authserv_id"), "auth.authserv_id", "must be a host name");
+      cfg.auth.authserv_id = to_lower(*v);
+    }
+  }
+  if (cfg.auth.authserv_id.empty()) cfg.auth.authserv_id = cfg.server.hostname;
   return cfg;
 }
 
 }  // namespace
+
+bool valid_nameserver(std::string_view text) {
+  auto at = text.find('@');
+  auto ip = IpAddress::parse(text.substr(0, at));
+  if (!ip) return false;
+  if (at == std::string_view::npos) return true;
+  unsigned long long port = 0;
+  return parse_u64(text.substr(at + 1), port) && port > 0 && port < 65536;
+}
 
 const char* role_name(ListenerRole role) {
   switch (role) {

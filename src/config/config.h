@@ -88,6 +88,17 @@ struct Config {
   } queue;
 
   Limits limits;
+
+  struct Dns {
+    // "IP" or "IP@PORT" forwarders; empty = recursive resolution from the root.
+    std::vector<std::string> nameservers;
+    std::string trust_anchor_file;  // DNSSEC trust anchor (e.g. /usr/share/dns/root.key)
+    uint32_t timeout = 10;          // seconds per query
+  } dns;
+
+  struct Auth {
+    std::string authserv_id;  // Authentication-Results authserv-id; default: server.hostname
+  } auth;
 };
 
 // Loads and validates a TOML file. Errors read "FILE:LINE: key: problem".
@@ -98,6 +109,9 @@ Result<Config> load_string(std::string_view text, const std::string& origin);
 // 127.0.0.1:2525, submission on 127.0.0.1:2587, local domain localhost, data in ./var/.
 Config embedded_default();
 extern const char* const kEmbeddedDefaultToml;
+
+// Validates a nameserver given as "IP" or "IP@PORT".
+bool valid_nameserver(std::string_view text);
 
 // "1h20m", "5d", "30s", "90" (seconds) -> seconds.
 std::optional<uint64_t> parse_duration(std::string_view text);

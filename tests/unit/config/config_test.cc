@@ -93,6 +93,21 @@ TEST(Config, BadValues) {
   ASSERT_FALSE(smtps);
 }
 
+TEST(Config, DnsAndAuth) {
+  auto c = load_string(
+      "[server]\nhostname = \"mx.a.test\"\n[[listener]]\nrole = \"mx\"\naddress = \"127.0.0.1:25\"\n"
+      "[dns]\nnameservers = [\"127.0.0.1@5353\", \"::1\"]\ntimeout = \"5s\"\n",
+      "d.toml");
+  ASSERT_TRUE(c) << c.error().text;
+  EXPECT_EQ(c->dns.nameservers, (std::vector<std::string>{"127.0.0.1@5353", "::1"}));
+  EXPECT_EQ(c->dns.timeout, 5u);
+  EXPECT_EQ(c->auth.authserv_id, "mx.a.test");
+  auto bad = load_string("[[listener]]\nrole = \"mx\"\naddress = \"127.0.0.1:25\"\n[dns]\nnameservers = [\"x@53\"]\n",
+                         "b.toml");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().text, "b.toml:5: dns.nameservers: \"x@53\" is not IP or IP@PORT");
+}
+
 TEST(Config, Durations) {
   EXPECT_EQ(parse_duration("5m"), 300u);
   EXPECT_EQ(parse_duration("1h20m"), 4800u);
