@@ -21,6 +21,7 @@
 #include <set>
 
 #include "base/log.h"
+#include "auth/auth_results.h"
 #include "base/strings.h"
 #include "server/received.h"
 #include "server/server.h"
@@ -324,11 +325,80 @@ class Session : public std::enable_shared_from_this<Session> {
                          .count();
     received_at_ = info.timestamp;
     protocol_ = info.protocol;
-    if (auto s = writer_->append(format_received(info)); !s) write_failed_ = true;
+    received_header_ = format_received(info);
+    header_buf_.clear();
+    headers_done_ = false;
     engine_.accept();
   }
 
+  void spool_append(std::string_view bytes) {
+    if (!writer_ || write_failed_) return;
+    if (auto s = writer_->append(bytes); !s) {
+      write_failed_ = true;
+      log::error("spool_error").kv("session", id_).kv("error", s.error().text);
+    }
+  }
+
+  // Message content arrives in chunks. The header section is held back (up to
+  // kMaxHeaderSection) so that it can be inspected and cleaned before it is
+  // spooled below our Received header; the body streams straight through.
+  void on_content(std::string_view bytes) {
+    if (headers_done_) {
+      spool_append(bytes);
+      return;
+    }
+    size_t scan_from = header_buf_.size() >= 3 ? header_buf_.size() - 3 : 0;
+    header_buf_.append(bytes);
+    size_t header_end = std::string::npos;  // offset of the empty line ending the header section
+    if (header_buf_.rfind("\r\n", 0) == 0) {
+      header_end = 0;
+    } else if (auto p = header_buf_.find("\r\n\r\n", scan_from); p != std::string::npos) {
+      header_end = p + 2;
+    }
+    if (header_end != std::string::npos) {
+      finish_headers(header_end);
+    } else if (header_buf_.size() > kMaxHeaderSection) {
+      // No end of headers in sight: treat what we have as the header section
+      // (Postfix does the same past header_size_limit) and stream the rest.
+      finish_headers(header_buf_.size());
+    }
+  }
+
+  // Writes Received + the cleaned header section + everything after it.
+  void finish_headers(size_t header_end) {
+    headers_done_ = true;
+    spool_append(received_header_);
+    std::string_view block(header_buf_.data(), header_end);
+    // RFC 8601 §5: Authentication-Results fields that claim our authserv-id
+    // arriving from outside are forgeries; remove them.
+    size_t pos = 0;
+    while (pos < block.size()) {
+      size_t end = pos;
+      do {
+        size_t nl = block.find("\r\n", end);
+        end = nl == std::string_view::npos ? block.size() : nl + 2;
+      } while (end < block.size() && (block[end] == ' ' || block[end] == '\t'));
+      std::string_view field = block.substr(pos, end - pos);
+      bool forged = false;
+      if (istarts_with(field, "Authentication-Results:")) {
+        std::string_view value = field.substr(std::string_view("Authentication-Results:").size());
+        forged = auth::claims_authserv_id(value, cfg_.auth.authserv_id);
+      }
+      if (forged) {
+        ++forged_ar_removed_;
+        log::info("forged_auth_results_removed").kv("session", id_).kv("client", peer_);
+      } else {
+        spool_append(field);
+      }
+      pos = end;
+    }
+    spool_append(std::string_view(header_buf_).substr(header_end));
+    header_buf_.clear();
+    header_buf_.shrink_to_fit();
+  }
+
   asio::awaitable<void> on_data_end(const smtp::EvDataEnd& ev) {
+    if (!ev.problem && !headers_done_) finish_headers(header_buf_.size());
     if (ev.problem) {
       reject("data", ev.problem->code, ev.problem->enhanced.c_str(), ev.problem->text);
       reset_transaction();
@@ -444,12 +514,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Returns false when the connection must close.
   asio::awaitable<bool> handle(smtp::Event& event) {
     if (auto* ev = std::get_if<smtp::EvData>(&event)) {
-      if (writer_ && !write_failed_) {
-        if (auto s = writer_->append(ev->bytes); !s) {
-          write_failed_ = true;
-          log::error("spool_error").kv("session", id_).kv("error", s.error().text);
-        }
-      }
+      on_content(ev->bytes);
       co_return true;
     }
     if (auto* ev = std::get_if<smtp::EvHelo>(&event)) {
@@ -543,6 +608,11 @@ class Session : public std::enable_shared_from_this<Session> {
   bool write_failed_ = false;
   int64_t received_at_ = 0;
   std::string protocol_;
+  std::string received_header_;
+  std::string header_buf_;  // header section held back until its end is seen
+  bool headers_done_ = false;
+  unsigned forged_ar_removed_ = 0;
+  static constexpr size_t kMaxHeaderSection = 1024 * 1024;
 };
 
 asio::awaitable<void> Session::run() {

@@ -128,3 +128,21 @@ def test_relay_from_trusted_network_is_queued(tern_factory):
     assert rcpt["status"] == "pending"
     # Remote delivery is not implemented yet: the message stays queued with a 4xx.
     assert 'last="451 4.4.0' in rcpt["line"], rcpt["line"]
+
+
+def test_forged_authentication_results_with_our_authserv_id_are_removed(tern):
+    # RFC 8601 §5: a field claiming our authserv-id (default: server.hostname)
+    # that arrives from outside is a forgery and must not reach the mailbox;
+    # fields of other authserv-ids stay, and so does the body.
+    res = swaks(tern, "alice@example.test", subject="forged A-R", extra=[
+        "--add-header", "Authentication-Results: MX.example.test; spf=pass smtp.mailfrom=bank.example",
+        "--add-header", "Authentication-Results: other.example; dkim=pass header.d=other.example",
+        "--add-header", "Authentication-Results: mx.example.test (folded\r\n forgery); dmarc=pass",
+        "--body", "Authentication-Results: mx.example.test; in the body stays"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    [msg] = wait_for_messages(tern.maildir("alice"), 1)
+    ars = [" ".join(v.split()) for v in msg.get_all("Authentication-Results", [])]
+    assert ars == ["other.example; dkim=pass header.d=other.example"], ars
+    assert msg["Subject"] == "forged A-R"
+    assert "Authentication-Results: mx.example.test; in the body stays" in msg.get_payload()
+    assert "forged_auth_results_removed" in tern.log_tail()
