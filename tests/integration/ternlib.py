@@ -87,7 +87,7 @@ class TernServer:
 
     def __init__(self, root, name="tern", cert=None, key=None, local_domains=(LOCAL_DOMAIN, OTHER_DOMAIN),
                  accounts=None, aliases=DEFAULT_ALIASES, trusted_networks=(), limits=None, lmtp=None,
-                 listeners=("mx", "submission", "submissions"), queue=None, delivery_workers=None):
+                 listeners=("mx", "submission", "submissions"), queue=None, delivery_workers=None, user=None):
         self.root = os.path.join(root, name)
         os.makedirs(self.root, exist_ok=True)
         self.hostname = "mx.example.test"
@@ -106,6 +106,7 @@ class TernServer:
             "hostname = " + toml_str(self.hostname),
             "data_dir = " + toml_str(self.data_dir),
             "threads = 2",
+        ] + (["user = " + toml_str(user)] if user else []) + [
             "",
         ]
         for role, port in self.ports.items():
