@@ -13,6 +13,7 @@
 
 #include "admin/control.h"
 #include "app/serve.h"
+#include "base/fs.h"
 #include "base/strings.h"
 #include "config/config.h"
 #include "users/account_store.h"
@@ -96,6 +97,8 @@ int cmd_account(const Args& args, const Config& cfg) {
     std::string password;
     if (!std::getline(std::cin, password)) return fail("no password on standard input");
     if (!password.empty() && password.back() == '\r') password.pop_back();
+    // A fresh install has no data directory yet: create the file's folder.
+    if (auto d = tern::fs::make_dirs(tern::fs::dirname(file), 0750); !d) return fail(d.error().text);
     auto s = tern::users::AccountStore::add(file, p[2], password);
     if (!s) return fail(s.error().text);
     std::printf("account %s added to %s\n", p[2].c_str(), file.c_str());

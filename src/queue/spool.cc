@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <future>
 
 #include "base/fs.h"
@@ -73,6 +74,15 @@ Result<std::unique_ptr<Spool>> Spool::open(const std::string& dir, SyncMode mode
   int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd < 0) return io_error(dir, errno);
   std::unique_ptr<Spool> spool(new Spool(dir, dir_fd, mode));
+  spool->free_dir_ = fs::join(dir, "free");
+  if (auto st = fs::make_dirs(spool->free_dir_, 0700); !st) return st.error();
+  if (DIR* d = ::opendir(spool->free_dir_.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name != "." && name != ".." && spool->free_.size() < kMaxFree) spool->free_.push_back(name);
+    }
+    ::closedir(d);
+  }
   // Seed the id generator so new ids sort after (and never equal) any id
   // already on disk, even if the clock stepped back since the last run.
   if (DIR* d = ::fdopendir(::dup(dir_fd))) {
@@ -107,7 +117,8 @@ Result<std::unique_ptr<Spool::Writer>> Spool::create() {
   for (int attempt = 0; attempt < 16; ++attempt) {
     std::string id = ids_.next();
     std::string path = path_for(id);
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int fd = take_recycled_fd(path);
+    if (fd < 0) fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
       if (errno == EEXIST) continue;
       return io_error(path, errno);
@@ -213,9 +224,53 @@ Status Spool::append_state(const Envelope& env) {
 Status Spool::remove(const std::string& id) {
   if (!is_queue_id(id)) return Error::local("spool: bad queue id '" + id + "'");
   std::string path = path_for(id);
-  if (::unlink(path.c_str()) != 0) return io_error(path, errno);
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return io_error(path, errno);
+  recycle_or_unlink(path, id);
   mark_dirty(path);  // the committer skips it (ENOENT) but fsyncs the directory
   return ok();
+}
+
+// A finished file keeps its content while in free/: recovery never looks
+// there, and if a crash leaves a reused file under its new name with old
+// records, the envelope id inside differs from the file name and recovery
+// drops it (see recover()).
+void Spool::recycle_or_unlink(const std::string& path, const std::string& id) {
+  {
+    std::lock_guard lock(mu_);
+    if (free_.size() < kMaxFree) {
+      std::string to = fs::join(free_dir_, id);
+      if (::rename(path.c_str(), to.c_str()) == 0) {
+        free_.push_back(id);
+        return;
+      }
+    }
+  }
+  ::unlink(path.c_str());
+}
+
+// Takes a file from free/, empties it and moves it to `path`; -1 if none.
+int Spool::take_recycled_fd(const std::string& path) {
+  for (;;) {
+    std::string name;
+    {
+      std::lock_guard lock(mu_);
+      if (free_.empty()) return -1;
+      name = std::move(free_.back());
+      free_.pop_back();
+    }
+    std::string from = fs::join(free_dir_, name);
+    int fd = ::open(from.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) continue;
+    // Empty it before it gets its new name, so that the new name never
+    // shows old content once this is on disk.
+    if (::ftruncate(fd, 0) != 0 || ::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
+      ::close(fd);
+      ::unlink(from.c_str());
+      continue;
+    }
+    return fd;
+  }
 }
 
 Result<Envelope> Spool::load(const std::string& id) const {
@@ -278,7 +333,7 @@ Result<std::vector<Envelope>> Spool::recover() {
     ::rewinddir(d);  // a dup shares the directory offset with dir_fd_
     while (dirent* e = ::readdir(d)) {
       std::string name = e->d_name;
-      if (name == "." || name == ".." || name == "corrupt") continue;
+      if (name == "." || name == ".." || name == "corrupt" || name == "free") continue;
       names.push_back(std::move(name));
     }
     ::closedir(d);
@@ -328,7 +383,13 @@ Result<std::vector<Envelope>> Spool::recover() {
       log::warn("spool_bad_state_records").kv("id", name).kv("count", static_cast<uint64_t>(scan->bad_state_records));
     }
     if (scan->envelope.id != name) {
-      log::warn("spool_id_mismatch").kv("file", name).kv("envelope_id", scan->envelope.id);
+      // A recycled file that crashed between getting its new name and its
+      // new COMMIT: what is committed in it belongs to an earlier, finished
+      // message. Never deliver it again.
+      log::warn("spool_drop_stale_recycled").kv("file", name).kv("envelope_id", scan->envelope.id);
+      if (::unlink(path.c_str()) != 0) return io_error("unlink " + path, errno);
+      ++deleted;
+      continue;
     }
     scan->envelope.id = name;
     recovered.push_back(std::move(scan->envelope));

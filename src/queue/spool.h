@@ -151,6 +151,12 @@ class Spool {
   void committer_loop();
   Status sync_batch(std::set<std::string>& dirty);
   Status quarantine(const std::string& name, std::string_view why);
+  // File recycling (see docs/spool-format.md): finished message files are
+  // moved to <dir>/free/ and reused by create() instead of being unlinked,
+  // because creating a new inode right after freeing many is expensive on
+  // ext4 (the allocator scans past recently deleted inodes).
+  int take_recycled_fd(const std::string& path);
+  void recycle_or_unlink(const std::string& path, const std::string& id);
 
   const std::string dir_;
   const int dir_fd_;
@@ -161,6 +167,9 @@ class Spool {
   std::condition_variable wake_;
   std::vector<std::function<void(Status)>> waiting_;
   std::set<std::string> dirty_;  // kFsyncEach only
+  std::string free_dir_;
+  std::vector<std::string> free_;  // names in free_dir_, guarded by mu_
+  static constexpr size_t kMaxFree = 4096;
   bool stopping_ = false;
   std::atomic<uint64_t> syncs_{0};
   std::atomic<uint64_t> synced_requests_{0};
