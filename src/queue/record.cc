@@ -156,10 +156,39 @@ Error format_error(std::string text) { return Error::local("spool record: " + st
 
 }  // namespace
 
-uint32_t crc32c(std::string_view data, uint32_t crc) {
-  crc = ~crc;
+namespace {
+uint32_t crc32c_table(std::string_view data, uint32_t crc) {
   for (char ch : data) crc = kCrc32cTable[(crc ^ static_cast<uint8_t>(ch)) & 0xff] ^ (crc >> 8);
-  return ~crc;
+  return crc;
+}
+
+#if defined(__x86_64__)
+// The SSE4.2 crc32 instruction computes CRC32C (Castagnoli) 8 bytes per step;
+// every message byte passes through here twice (spool write and read).
+__attribute__((target("sse4.2"))) uint32_t crc32c_sse42(std::string_view data, uint32_t crc) {
+  const char* p = data.data();
+  size_t n = data.size();
+  uint64_t c = crc;
+  while (n >= 8) {
+    uint64_t word;
+    std::memcpy(&word, p, 8);
+    c = __builtin_ia32_crc32di(c, word);
+    p += 8;
+    n -= 8;
+  }
+  auto c32 = static_cast<uint32_t>(c);
+  while (n-- > 0) c32 = __builtin_ia32_crc32qi(c32, static_cast<unsigned char>(*p++));
+  return c32;
+}
+#endif
+}  // namespace
+
+uint32_t crc32c(std::string_view data, uint32_t crc) {
+#if defined(__x86_64__)
+  static const bool kHaveSse42 = __builtin_cpu_supports("sse4.2");
+  if (kHaveSse42) return ~crc32c_sse42(data, ~crc);
+#endif
+  return ~crc32c_table(data, ~crc);
 }
 
 namespace {

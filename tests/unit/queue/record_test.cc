@@ -46,6 +46,12 @@ TEST(Crc32cTest, KnownVectors) {
   EXPECT_EQ(crc32c(""), 0u);
   // Incremental computation equals one-shot.
   EXPECT_EQ(crc32c("6789", crc32c("12345")), crc32c("123456789"));
+  // Long inputs take the 8-bytes-per-step path; chaining must agree with it.
+  std::string long_input;
+  for (int i = 0; i < 1000; ++i) long_input += static_cast<char>(i * 7 + 3);
+  uint32_t whole = crc32c(long_input);
+  EXPECT_EQ(crc32c(std::string_view(long_input).substr(13), crc32c(std::string_view(long_input).substr(0, 13))), whole);
+  EXPECT_EQ(crc32c(std::string(32, '\0')), 0x8A9136AAu);  // RFC 3720 B.4 test vector
 }
 
 TEST(EnvelopeCodecTest, RoundTripsEveryField) {
