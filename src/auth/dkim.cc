@@ -262,7 +262,7 @@ Result<Signature> parse_signature(std::string_view value) {
   }
   if (*t.get("v") != "1") return sig_error("invalid version (v= must be 1)");
 
-  std::string a = to_lower(strip_fws(*t.get("a")));
+  std::string a = to_lower(*t.get("a"));
   if (a == "rsa-sha256") {
     sig.algorithm = Algorithm::kRsaSha256;
   } else if (a == "ed25519-sha256") {
@@ -296,9 +296,9 @@ Result<Signature> parse_signature(std::string_view value) {
     if (!canon_of(header, sig.header_canon) || !canon_of(body, sig.body_canon)) return sig_error("bad c= value");
   }
 
-  sig.domain = to_lower(strip_fws(*t.get("d")));
+  sig.domain = to_lower(*t.get("d"));
   if (!is_valid_dns_name(sig.domain)) return sig_error("bad d= domain");
-  sig.selector = to_lower(strip_fws(*t.get("s")));
+  sig.selector = to_lower(*t.get("s"));
   if (!is_valid_dns_name(sig.selector)) return sig_error("bad s= selector");
 
   sig.signed_headers = split_colon_list(*t.get("h"));
@@ -311,7 +311,7 @@ Result<Signature> parse_signature(std::string_view value) {
   if (!has_from) return sig_error("h= does not include From");  // §5.4
 
   if (auto i = t.get("i")) {
-    sig.identity = strip_fws(*i);
+    sig.identity = std::string(*i);
     size_t at = sig.identity.rfind('@');
     if (at == std::string::npos) return sig_error("bad i= identity");
     if (!is_same_or_subdomain(std::string_view(sig.identity).substr(at + 1), sig.domain)) {

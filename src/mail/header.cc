@@ -177,7 +177,8 @@ class AddressParser {
   std::string parse_phrase() {
     std::string phrase;
     while (pos_ < t_.size() && (t_[pos_].is_word() || t_[pos_].is('.'))) {
-      if (!phrase.empty() && !t_[pos_].is('.') && phrase.back() != '.') phrase.push_back(' ');
+      // Words are joined by one space; an obs-phrase '.' sticks to the word before it.
+      if (!phrase.empty() && !t_[pos_].is('.')) phrase.push_back(' ');
       phrase += t_[pos_].text;
       ++pos_;
     }
