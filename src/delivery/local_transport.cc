@@ -42,20 +42,34 @@ Dedup dedup(const std::vector<LocalDelivery>& rcpts) {
 std::vector<RecipientResult> MaildirTransport::deliver(const std::string& sender,
                                                        const std::vector<LocalDelivery>& rcpts,
                                                        std::string_view content, bool smtputf8) {
-  Dedup d = dedup(rcpts);
+  return std::move(deliver_messages({Message{sender, rcpts, content, smtputf8}}).front());
+}
+
+std::vector<std::vector<RecipientResult>> MaildirTransport::deliver_messages(const std::vector<Message>& messages) {
+  // One batch over every distinct mailbox of every message.
+  std::vector<Dedup> dedups;
+  std::vector<size_t> first;  // index in `batch` of each message's first unique mailbox
   std::vector<LocalDelivery> batch;
-  batch.reserve(d.unique.size());
-  for (size_t i : d.unique) {
-    batch.push_back(rcpts[i]);
-    batch.back().sender = sender;
+  std::vector<std::string_view> contents;
+  for (const auto& m : messages) {
+    dedups.push_back(dedup(m.rcpts));
+    first.push_back(batch.size());
+    for (size_t i : dedups.back().unique) {
+      batch.push_back(m.rcpts[i]);
+      batch.back().sender = m.sender;
+      contents.push_back(m.content);
+    }
   }
-  auto stored = deliverer_.deliver_batch(batch, content);
-  std::vector<RecipientResult> out;
-  out.reserve(rcpts.size());
-  for (size_t i = 0; i < rcpts.size(); ++i) {
-    const auto& r = stored[d.slot[i]];
-    if (r) out.push_back(RecipientResult::success(rcpts[i].recipient, "delivered to " + *r));
-    else out.push_back(RecipientResult::from_error(rcpts[i].recipient, r.error()));
+  auto stored = deliverer_.deliver_many(batch, contents);
+  std::vector<std::vector<RecipientResult>> out(messages.size());
+  for (size_t k = 0; k < messages.size(); ++k) {
+    const auto& rcpts = messages[k].rcpts;
+    out[k].reserve(rcpts.size());
+    for (size_t i = 0; i < rcpts.size(); ++i) {
+      const auto& r = stored[first[k] + dedups[k].slot[i]];
+      if (r) out[k].push_back(RecipientResult::success(rcpts[i].recipient, "delivered to " + *r));
+      else out[k].push_back(RecipientResult::from_error(rcpts[i].recipient, r.error()));
+    }
   }
   return out;
 }

@@ -22,6 +22,21 @@ class LocalTransport {
   // with the SMTPUTF8 parameter (RFC 6531).
   virtual std::vector<RecipientResult> deliver(const std::string& sender, const std::vector<LocalDelivery>& rcpts,
                                                std::string_view content, bool smtputf8) = 0;
+
+  // Several messages at once; one result vector per message, in order. The
+  // default delivers them one by one; MaildirTransport batches the syncs.
+  struct Message {
+    std::string sender;
+    std::vector<LocalDelivery> rcpts;
+    std::string_view content;
+    bool smtputf8 = false;
+  };
+  virtual std::vector<std::vector<RecipientResult>> deliver_messages(const std::vector<Message>& messages) {
+    std::vector<std::vector<RecipientResult>> out;
+    out.reserve(messages.size());
+    for (const auto& m : messages) out.push_back(deliver(m.sender, m.rcpts, m.content, m.smtputf8));
+    return out;
+  }
 };
 
 // Writes to Maildirs (adds Return-Path and Delivered-To). Success is
@@ -32,6 +47,7 @@ class MaildirTransport : public LocalTransport {
   explicit MaildirTransport(MaildirOptions options) : deliverer_(std::move(options)) {}
   std::vector<RecipientResult> deliver(const std::string& sender, const std::vector<LocalDelivery>& rcpts,
                                        std::string_view content, bool smtputf8) override;
+  std::vector<std::vector<RecipientResult>> deliver_messages(const std::vector<Message>& messages) override;
 
  private:
   MaildirDeliverer deliverer_;

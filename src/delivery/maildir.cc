@@ -304,9 +304,24 @@ Result<std::string> MaildirDeliverer::deliver(const LocalDelivery& delivery, std
 
 std::vector<Result<std::string>> MaildirDeliverer::deliver_batch(const std::vector<LocalDelivery>& deliveries,
                                                                  std::string_view content) {
+  return deliver_many(deliveries, std::vector<std::string_view>(deliveries.size(), content));
+}
+
+std::vector<Result<std::string>> MaildirDeliverer::deliver_many(const std::vector<LocalDelivery>& deliveries,
+                                                                const std::vector<std::string_view>& contents) {
   std::vector<Result<std::string>> results;
   results.reserve(deliveries.size());
-  std::string lf_content = crlf_to_lf(content);
+  // LF conversion once per distinct message.
+  std::vector<std::string> converted;
+  std::vector<size_t> content_slot(deliveries.size());
+  for (size_t i = 0; i < deliveries.size(); ++i) {
+    if (i > 0 && contents[i].data() == contents[i - 1].data() && contents[i].size() == contents[i - 1].size()) {
+      content_slot[i] = content_slot[i - 1];
+      continue;
+    }
+    content_slot[i] = converted.size();
+    converted.push_back(crlf_to_lf(contents[i]));
+  }
 
   for (size_t start = 0; start < deliveries.size(); start += kBatchChunk) {
     size_t end = std::min(deliveries.size(), start + kBatchChunk);
@@ -322,7 +337,7 @@ std::vector<Result<std::string>> MaildirDeliverer::deliver_batch(const std::vect
         continue;
       }
       p.maildir = std::move(*maildir);
-      if (auto st = write_tmp(p, lf_content); !st) p.fail(st.error());
+      if (auto st = write_tmp(p, converted[content_slot[i]]); !st) p.fail(st.error());
     }
     // 2. Make the file contents durable. Several files on one file system
     // are flushed with a single syncfs(2) (which reports writeback errors

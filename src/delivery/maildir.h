@@ -57,6 +57,13 @@ class MaildirDeliverer {
   std::vector<Result<std::string>> deliver_batch(const std::vector<LocalDelivery>& deliveries,
                                                  std::string_view content);
 
+  // The general form: deliveries of several messages in one batch (the
+  // delivery workers batch every message they lease), so that a burst of
+  // N messages costs one sync round instead of N. `contents[i]` is the
+  // message for `deliveries[i]`; equal views share one LF conversion.
+  std::vector<Result<std::string>> deliver_many(const std::vector<LocalDelivery>& deliveries,
+                                                const std::vector<std::string_view>& contents);
+
   // "<seconds>.M<usec>P<pid>Q<counter>.<host>" with '/' and ':' in the host
   // escaped as "\057" and "\072" (maildir(5) naming). Unique per process.
   std::string unique_name();

@@ -36,82 +36,128 @@ bool DeliveryAgent::is_local(const std::string& address) const {
 }
 
 size_t DeliveryAgent::run_once() {
-  auto batch = queue_.take_ready(clock_.now(), 64);
-  for (auto& env : batch) deliver(std::move(env));
-  return batch.size();
+  auto batch = queue_.take_ready(clock_.now(), kMaxBatch);
+  size_t n = batch.size();
+  if (n > 0) deliver_batch(std::move(batch));
+  return n;
 }
 
 void DeliveryAgent::worker() {
   while (!stopping_) {
-    auto batch = queue_.take_ready(clock_.now(), 1);
+    // Lease whatever is due (up to kMaxBatch): under load a worker delivers
+    // a burst of messages with one round of syncs.
+    auto batch = queue_.take_ready(clock_.now(), kMaxBatch);
     if (batch.empty()) {
       auto due = queue_.next_due();
       int64_t wait_s = due ? std::max<int64_t>(0, *due - clock_.now()) : 60;
       queue_.wait_for_work(std::chrono::milliseconds(std::min<int64_t>(wait_s, 60) * 1000 + 50));
       continue;
     }
-    for (auto& env : batch) deliver(std::move(env));
+    deliver_batch(std::move(batch));
   }
 }
 
 void DeliveryAgent::deliver(queue::Envelope env) {
+  std::vector<queue::Envelope> one;
+  one.push_back(std::move(env));
+  deliver_batch(std::move(one));
+}
+
+void DeliveryAgent::deliver_batch(std::vector<queue::Envelope> batch) {
   int64_t now = clock_.now();
-  std::vector<size_t> local_idx;
-  std::vector<delivery::LocalDelivery> local_rcpts;
-  for (size_t i = 0; i < env.recipients.size(); ++i) {
-    auto& r = env.recipients[i];
-    if (r.state != queue::Recipient::State::kPending || r.next_attempt > now) continue;
-    if (!is_local(r.address)) {
-      // Remote delivery (MX lookup, SMTP client) arrives with the sending
-      // issue; until then relayed mail waits in the queue and is retried.
-      r.last_reply = "451 4.4.0 remote delivery is not available in this build";
-      continue;
+  struct Work {
+    queue::Envelope* env;
+    std::vector<size_t> idx;  // recipients handed to the local transport
+    std::string content;
+  };
+  std::vector<Work> work;
+  for (auto& env : batch) {
+    Work w{&env, {}, {}};
+    std::vector<delivery::LocalDelivery> rcpts;
+    for (size_t i = 0; i < env.recipients.size(); ++i) {
+      auto& r = env.recipients[i];
+      if (r.state != queue::Recipient::State::kPending || r.next_attempt > now) continue;
+      if (!is_local(r.address)) {
+        // Remote delivery (MX lookup, SMTP client) arrives with the sending
+        // issue; until then relayed mail waits in the queue and is retried.
+        r.last_reply = "451 4.4.0 remote delivery is not available in this build";
+        continue;
+      }
+      w.idx.push_back(i);
     }
-    auto at = r.address.rfind('@');
-    std::string local = at == std::string::npos ? r.address : r.address.substr(0, at);
-    delivery::LocalDelivery d;
-    d.sender = env.mail_from;
-    d.recipient = r.original.empty() ? r.address : r.original;
-    d.domain = at == std::string::npos ? std::string() : to_lower(r.address.substr(at + 1));
-    auto plus = local.find('+');
-    d.user = to_lower(local.substr(0, plus));
-    if (plus != std::string::npos) d.detail = local.substr(plus + 1);
-    local_idx.push_back(i);
-    local_rcpts.push_back(std::move(d));
-  }
-  if (!local_rcpts.empty()) {
-    auto content = spool_.read_content(env.id);
-    if (!content) {
-      log::error("delivery_error").kv("id", env.id).kv("error", content.error().text);
-      for (size_t i : local_idx) env.recipients[i].last_reply = content.error().to_string();
-    } else {
-      auto results = local_->deliver(env.mail_from, local_rcpts, *content, env.smtputf8);
-      for (size_t k = 0; k < local_idx.size() && k < results.size(); ++k) {
-        auto& r = env.recipients[local_idx[k]];
-        const auto& res = results[k];
-        std::string reply = std::to_string(res.code) + " " + res.enhanced + " " + res.text;
-        r.last_reply = reply;
-        const char* status = "deferred";
-        if (res.delivered()) {
-          r.state = queue::Recipient::State::kDelivered;
-          status = "sent";
-        } else if (!res.transient) {
-          r.state = queue::Recipient::State::kFailed;
-          status = "bounced";
-        }
-        log::info("delivery")
-            .kv("id", env.id)
-            .kv("to", r.address)
-            .kv("orig_to", r.original)
-            .kv("relay", "local")
-            .kv("status", status)
-            .kv("attempt", r.attempts + 1)
-            .kv("reply", reply);
+    if (!w.idx.empty()) {
+      auto content = spool_.read_content(env.id);
+      if (!content) {
+        log::error("delivery_error").kv("id", env.id).kv("error", content.error().text);
+        for (size_t i : w.idx) env.recipients[i].last_reply = content.error().to_string();
+        w.idx.clear();
+      } else {
+        w.content = std::move(*content);
       }
     }
+    work.push_back(std::move(w));
   }
-  auto done = queue_.complete(env.id, env);
-  if (!done) log::error("queue_error").kv("id", env.id).kv("error", done.error().text);
+
+  std::vector<delivery::LocalTransport::Message> messages;
+  std::vector<size_t> message_of;  // work index of each message
+  for (size_t k = 0; k < work.size(); ++k) {
+    if (work[k].idx.empty()) continue;
+    const auto& env = *work[k].env;
+    delivery::LocalTransport::Message m;
+    m.sender = env.mail_from;
+    m.content = work[k].content;
+    m.smtputf8 = env.smtputf8;
+    for (size_t i : work[k].idx) m.rcpts.push_back(local_delivery_for(env, env.recipients[i]));
+    messages.push_back(std::move(m));
+    message_of.push_back(k);
+  }
+  auto results = messages.empty() ? std::vector<std::vector<delivery::RecipientResult>>()
+                                  : local_->deliver_messages(messages);
+  for (size_t m = 0; m < results.size(); ++m) {
+    auto& w = work[message_of[m]];
+    for (size_t k = 0; k < w.idx.size() && k < results[m].size(); ++k) {
+      record_result(*w.env, w.env->recipients[w.idx[k]], results[m][k]);
+    }
+  }
+  for (auto& env : batch) {
+    auto done = queue_.complete(env.id, env);
+    if (!done) log::error("queue_error").kv("id", env.id).kv("error", done.error().text);
+  }
+}
+
+delivery::LocalDelivery DeliveryAgent::local_delivery_for(const queue::Envelope& env, const queue::Recipient& r) {
+  auto at = r.address.rfind('@');
+  std::string local = at == std::string::npos ? r.address : r.address.substr(0, at);
+  delivery::LocalDelivery d;
+  d.sender = env.mail_from;
+  d.recipient = r.original.empty() ? r.address : r.original;
+  d.domain = at == std::string::npos ? std::string() : to_lower(r.address.substr(at + 1));
+  auto plus = local.find('+');
+  d.user = to_lower(local.substr(0, plus));
+  if (plus != std::string::npos) d.detail = local.substr(plus + 1);
+  return d;
+}
+
+void DeliveryAgent::record_result(const queue::Envelope& env, queue::Recipient& r,
+                                  const delivery::RecipientResult& res) {
+  std::string reply = std::to_string(res.code) + " " + res.enhanced + " " + res.text;
+  r.last_reply = reply;
+  const char* status = "deferred";
+  if (res.delivered()) {
+    r.state = queue::Recipient::State::kDelivered;
+    status = "sent";
+  } else if (!res.transient) {
+    r.state = queue::Recipient::State::kFailed;
+    status = "bounced";
+  }
+  log::info("delivery")
+      .kv("id", env.id)
+      .kv("to", r.address)
+      .kv("orig_to", r.original)
+      .kv("relay", "local")
+      .kv("status", status)
+      .kv("attempt", r.attempts + 1)
+      .kv("reply", reply);
 }
 
 }  // namespace tern::scheduler

@@ -40,9 +40,15 @@ class DeliveryAgent {
 
   // Delivers one leased message and reports to the queue (exposed for tests).
   void deliver(queue::Envelope env);
+  // Delivers leased messages together (one round of Maildir syncs).
+  void deliver_batch(std::vector<queue::Envelope> batch);
+
+  static constexpr size_t kMaxBatch = 64;
 
  private:
   void worker();
+  static delivery::LocalDelivery local_delivery_for(const queue::Envelope& env, const queue::Recipient& r);
+  static void record_result(const queue::Envelope& env, queue::Recipient& r, const delivery::RecipientResult& res);
   bool is_local(const std::string& address) const;
 
   AgentOptions options_;
