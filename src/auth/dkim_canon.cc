@@ -108,10 +108,25 @@ void BodyHasher::content_byte(char c) {
   emit(&c, 1);
 }
 
+namespace {
+
+// A CRLF passes through unchanged when the byte after it is certainly
+// content (not CR; for relaxed also not WSP, which could start a blank line):
+// only line ends followed by nothing but empty lines may be dropped, and WSP
+// before the CR has already stopped the scan.
+inline bool plain_crlf(const char* data, size_t p, size_t end, bool relaxed) {
+  if (p + 2 >= end || data[p] != '\r' || data[p + 1] != '\n') return false;
+  char next = data[p + 2];
+  return next != '\r' && !(relaxed && (next == ' ' || next == '\t'));
+}
+
+}  // namespace
+
 // Returns the first index in [begin, end) at which the byte-by-byte state
 // machine is needed, starting from a clean state (nothing pending). Plain
-// bytes are copied unchanged: anything but CR, and for relaxed also HTAB and
-// a SP that is followed by WSP or CR (or ends the chunk).
+// bytes are copied unchanged: anything but CR (except a CRLF that
+// plain_crlf() accepts), and for relaxed also HTAB and a SP that is followed
+// by WSP or CR (or ends the chunk).
 size_t BodyHasher::scan_plain(const char* data, size_t begin, size_t end) const {
   size_t i = begin;
   const bool relaxed = canon_ == Canon::kRelaxed;
@@ -129,14 +144,24 @@ size_t BodyHasher::scan_plain(const char* data, size_t begin, size_t end) const 
       special = _mm_or_si128(special, _mm_cmpeq_epi8(v, tab));
       special = _mm_or_si128(special, _mm_and_si128(_mm_cmpeq_epi8(v, sp), next_ws));
     }
-    int mask = _mm_movemask_epi8(special);
-    if (mask != 0) return i + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+    unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(special));
+    while (mask != 0) {
+      size_t p = i + static_cast<size_t>(__builtin_ctz(mask));
+      if (!plain_crlf(data, p, end, relaxed)) return p;
+      mask &= mask - 1;
+    }
     i += 16;
   }
 #endif
   for (; i < end; ++i) {
     char c = data[i];
-    if (c == '\r') return i;
+    if (c == '\r') {
+      if (plain_crlf(data, i, end, relaxed)) {
+        ++i;  // the LF is plain too
+        continue;
+      }
+      return i;
+    }
     if (relaxed) {
       if (c == '\t') return i;
       if (c == ' ' && (i + 1 >= end || is_wsp(data[i + 1]) || data[i + 1] == '\r')) return i;
