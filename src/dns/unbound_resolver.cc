@@ -46,6 +46,7 @@ struct UnboundResolver::Impl : std::enable_shared_from_this<UnboundResolver::Imp
   ub_ctx* ctx = nullptr;
   asio::posix::stream_descriptor watcher;
   bool watching = false;
+  bool stopped = false;
   std::unordered_map<int, std::shared_ptr<Pending>> pending;
 
   // Arms one wait on libunbound's result pipe while queries are outstanding.
@@ -55,11 +56,29 @@ struct UnboundResolver::Impl : std::enable_shared_from_this<UnboundResolver::Imp
     watcher.async_wait(asio::posix::stream_descriptor::wait_read,
                        [self = shared_from_this()](const boost::system::error_code& ec) {
                          self->watching = false;
-                         if (ec == asio::error::operation_aborted) return;
-                         int err = ub_process(self->ctx);
-                         if (err != 0) log::warn("dns_process_failed").kv("error", ub_strerror(err));
-                         self->watch();
+                         if (self->stopped) return;
+                         if (!ec) {
+                           int err = ub_process(self->ctx);
+                           if (err != 0) log::warn("dns_process_failed").kv("error", ub_strerror(err));
+                         }
+                         self->watch();  // re-arms only while queries are outstanding
                        });
+  }
+
+  // Stops watching when nothing is outstanding, so that io_context::run()
+  // can return once all queries are done.
+  void unwatch_if_idle() {
+    if (pending.empty() && watching) watcher.cancel();
+  }
+
+  void shutdown() {
+    stopped = true;
+    for (auto& [id, p] : pending) {
+      ub_cancel(ctx, id);
+      p->timer.cancel();  // its coroutine finishes with kTimeout
+    }
+    pending.clear();
+    if (watching) watcher.cancel();
   }
 
   Answer decode(ub_result* r) const {
@@ -156,7 +175,7 @@ Result<std::unique_ptr<UnboundResolver>> UnboundResolver::create(asio::any_io_ex
   return std::unique_ptr<UnboundResolver>(new UnboundResolver(std::move(impl)));
 }
 
-UnboundResolver::~UnboundResolver() = default;
+UnboundResolver::~UnboundResolver() { impl_->shutdown(); }
 
 size_t UnboundResolver::outstanding() const { return impl_->pending.size(); }
 
@@ -185,8 +204,11 @@ asio::awaitable<Answer> UnboundResolver::query(std::string name, RrType type) {
   p->timer.expires_after(impl->config.query_timeout);
   co_await p->timer.async_wait(asio::as_tuple(asio::use_awaitable));
   if (!p->done) {
-    ub_cancel(impl->ctx, id);
-    impl->pending.erase(id);
+    if (!impl->stopped) {
+      ub_cancel(impl->ctx, id);
+      impl->pending.erase(id);
+      impl->unwatch_if_idle();
+    }
     Answer a;
     a.rcode = Rcode::kTimeout;
     co_return a;
