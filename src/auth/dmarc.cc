@@ -562,4 +562,20 @@ boost::asio::awaitable<DmarcResult> evaluate(dns::Resolver& resolver, const Dmar
   co_return *pick;
 }
 
+MethodResult to_method_result(const DmarcResult& result) {
+  MethodResult m;
+  m.method = "dmarc";
+  m.result = status_name(result.status);
+  if (result.status == Status::kNone) return m;
+  if (result.record_found) {
+    m.comment = std::string("p=") + policy_name(result.policy) + " dis=" + policy_name(result.disposition);
+    if (result.dnssec_secure) m.dnssec = true;
+  } else if (!result.error.empty()) {
+    m.comment = result.error;
+  }
+  m.prop("header", "from", result.from_domain.empty() ? "none" : result.from_domain);
+  m.prop("policy", "dmarc", policy_name(result.policy));
+  return m;
+}
+
 }  // namespace tern::auth::dmarc

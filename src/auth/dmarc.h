@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "auth/auth_results.h"
 #include "dns/resolver.h"
 
 namespace tern::auth::dmarc {
@@ -163,5 +164,12 @@ boost::asio::awaitable<DmarcResult> discover(dns::Resolver& resolver, std::strin
 // none. With no From domain the result is permerror.
 boost::asio::awaitable<DmarcResult> evaluate(dns::Resolver& resolver, const DmarcInput& in,
                                              const Options& options = {});
+
+// The "dmarc" entry of an Authentication-Results field (RFC 7489 §11.1):
+// dmarc=<status> with a "(p=<policy> dis=<disposition>)" comment,
+// header.from=<author domain> ("none" when there is none) and
+// policy.dmarc=<applicable policy>; for "none" (no record, DMARC does not
+// apply) just "dmarc=none". DNSSEC status of the record as in auth_results.h.
+MethodResult to_method_result(const DmarcResult& result);
 
 }  // namespace tern::auth::dmarc

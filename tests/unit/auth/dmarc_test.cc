@@ -186,7 +186,8 @@ TEST(DmarcSuite, StalwartRecordParse) {
     EXPECT_EQ(d.aspf == AlignmentMode::kStrict ? "s" : "r", e["aspf"].as<std::string>()) << rec;
     // fo as a set ("d:s" == "s:d").
     std::vector<std::string> want_fo;
-    for (auto f : split(e["fo"].as<std::string>(), ':')) want_fo.emplace_back(f);
+    const std::string fo_text = e["fo"].as<std::string>();
+    for (auto f : split(fo_text, ':')) want_fo.emplace_back(f);
     std::vector<std::string> got_fo = d.fo;
     std::sort(want_fo.begin(), want_fo.end());
     std::sort(got_fo.begin(), got_fo.end());
