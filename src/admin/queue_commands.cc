@@ -106,7 +106,7 @@ CommandHandler make_queue_handler(queue::QueueManager& queue, queue::Spool& spoo
       if (auto s = need_id(); !s) return s.error();
       auto env = queue.get(arg);
       if (!env) return env.error();
-      auto content = spool.read_content(arg);
+      auto content = spool.read_message(*env);
       if (!content) return content.error();
       std::string out = format_envelope(*env);
       out += format_dsn(*env);

@@ -8,10 +8,12 @@
 
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "admin/control.h"
+#include "app/auth_commands.h"
 #include "app/serve.h"
 #include "base/fs.h"
 #include "base/strings.h"
@@ -27,6 +29,7 @@ struct Args {
   std::string config_path;
   bool has_config = false;
   std::vector<std::string> dns;  // --dns IP@PORT (repeatable): overrides [dns] nameservers
+  std::map<std::string, std::string> options;  // other --name value pairs (auth/dkim/arc commands)
 };
 
 int usage() {
@@ -39,6 +42,12 @@ int usage() {
                "  account list --config FILE                   list accounts\n"
                "  queue list|flush --config FILE               show / flush the queue of the running server\n"
                "  queue show|hold|release|delete|retry ID --config FILE\n"
+               "  auth check --message FILE --ip IP --helo NAME --mail-from ADDR [--authserv-id ID]\n"
+               "  dkim keygen --algorithm rsa|ed25519 [--bits N] --selector S --domain D [--key FILE]\n"
+               "  dkim sign --key FILE --domain D --selector S [--headers LIST] < message > signed\n"
+               "  dkim verify < message\n"
+               "  arc seal --key FILE --domain D --selector S [--authserv-id ID] < message > sealed\n"
+               "  arc verify < message\n"
                "  version\n"
                "every command accepts --dns IP@PORT (repeatable) to override [dns] nameservers\n");
   return 2;
@@ -61,9 +70,18 @@ bool parse_args(int argc, char** argv, Args& out) {
         return false;
       }
       out.dns.push_back(argv[++i]);
-    } else if (a.rfind("--", 0) == 0) {
-      std::fprintf(stderr, "tern: unknown option %s\n", a.c_str());
-      return false;
+    } else if (a.rfind("--", 0) == 0 && a.size() > 2) {
+      // --name value, or --name=value; checked by the command that uses it.
+      auto eq = a.find('=');
+      if (eq != std::string::npos) {
+        out.options[a.substr(2, eq - 2)] = a.substr(eq + 1);
+      } else {
+        if (i + 1 >= argc) {
+          std::fprintf(stderr, "tern: option %s needs a value\n", a.c_str());
+          return false;
+        }
+        out.options[a.substr(2)] = argv[++i];
+      }
     } else {
       out.positional.push_back(a);
     }
@@ -155,6 +173,12 @@ int main(int argc, char** argv) {
     if (args.positional.size() != 1) return usage();
     return tern::app::serve(*cfg);
   }
+  bool auth_group = cmd == "auth" || cmd == "dkim" || cmd == "arc";
+  if (!auth_group && !args.options.empty()) {
+    std::fprintf(stderr, "tern: unknown option --%s\n", args.options.begin()->first.c_str());
+    return 2;
+  }
+  if (auth_group) return tern::app::auth_command(args.positional, args.options, *cfg);
   if (cmd == "account") return cmd_account(args, *cfg);
   if (cmd == "queue") return cmd_queue(args, *cfg);
   return usage();

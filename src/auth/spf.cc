@@ -158,7 +158,10 @@ asio::awaitable<Validated> validated_names(Evaluation& ev, std::string under) {
 // %{p} (§7.3): a validated name equal to or below <domain> if any, else any
 // validated name, else "unknown".
 asio::awaitable<std::string> validated_name_for(Evaluation& ev, std::string domain) {
-  if (!ev.validated_all) ev.validated_all = (co_await validated_names(ev, {})).names;
+  if (!ev.validated_all) {
+    std::string any_name;  // a named argument: GCC 12 mishandles temporaries in co_await expressions
+    ev.validated_all = (co_await validated_names(ev, any_name)).names;
+  }
   const auto& names = *ev.validated_all;
   for (const auto& n : names) {
     if (iequals(n, domain)) co_return n;

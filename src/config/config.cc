@@ -314,7 +314,8 @@ Config walk(const toml::table& root, const std::string& origin) {
     }
   }
   if (const auto* t = w.table(root, "auth", "")) {
-    w.check_keys(*t, "auth", {"authserv_id"});
+    w.check_keys(*t, "auth", {"authserv_id", "verify_inbound"});
+    if (auto v = w.boolean(*t, "verify_inbound", "auth")) cfg.auth.verify_inbound = *v;
     if (auto v = w.string(*t, "authserv_id", "auth")) {
       if (!valid_hostname(*v)) w.fail(t->get("authserv_id"), "auth.authserv_id", "must be a host name");
       cfg.auth.authserv_id = to_lower(*v);
@@ -435,6 +436,11 @@ maildir = "./var/mail/{domain}/{user}"
 
 [accounts]
 file = "./var/accounts"
+
+[auth]
+# The loopback default runs without network access: no SPF/DKIM/DMARC
+# lookups. Production configs keep the default (true) with working DNS.
+verify_inbound = false
 )toml";
 
 Config embedded_default() {

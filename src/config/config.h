@@ -98,6 +98,9 @@ struct Config {
 
   struct Auth {
     std::string authserv_id;  // Authentication-Results authserv-id; default: server.hostname
+    // Evaluate SPF, DKIM, DMARC (and ARC) on the MX listener and prepend
+    // Authentication-Results. Needs working DNS ([dns]).
+    bool verify_inbound = true;
   } auth;
 };
 

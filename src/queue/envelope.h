@@ -12,6 +12,11 @@
 namespace tern::queue {
 
 // DSN NOTIFY flags (RFC 3461 §4.1), as a bitmask in Recipient::notify.
+// Envelope attribute holding header fields to put above the spooled content
+// when the message leaves the queue (e.g. Authentication-Results, computed
+// at end of data after the content was already streamed to disk).
+inline constexpr const char* kPrependAttribute = "header.prepend";
+
 inline constexpr unsigned kNotifyNever = 1;
 inline constexpr unsigned kNotifySuccess = 2;
 inline constexpr unsigned kNotifyFailure = 4;

@@ -316,6 +316,14 @@ Result<std::string> Spool::read_content(const std::string& id) const {
   return content;
 }
 
+Result<std::string> Spool::read_message(const Envelope& env) const {
+  auto it = env.attributes.find(kPrependAttribute);
+  if (it == env.attributes.end() || it->second.empty()) return read_content(env.id);
+  auto content = read_content(env.id);
+  if (!content) return content.error();
+  return it->second + *content;
+}
+
 Status Spool::quarantine(const std::string& name, std::string_view why) {
   std::string corrupt_dir = fs::join(dir_, "corrupt");
   if (auto st = fs::make_dirs(corrupt_dir, 0700); !st) return st;

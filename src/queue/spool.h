@@ -98,6 +98,9 @@ class Spool {
 
   // Whole content of a committed message (checks every chunk's CRC).
   Result<std::string> read_content(const std::string& id) const;
+  // The message as it leaves the queue: the envelope's kPrependAttribute
+  // header fields, then the content.
+  Result<std::string> read_message(const Envelope& env) const;
 
   // Streams the content of a committed message in chunks, for large ones.
   class ContentReader {

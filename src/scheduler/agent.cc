@@ -86,7 +86,7 @@ void DeliveryAgent::deliver_batch(std::vector<queue::Envelope> batch) {
       w.idx.push_back(i);
     }
     if (!w.idx.empty()) {
-      auto content = spool_.read_content(env.id);
+      auto content = spool_.read_message(env);
       if (!content) {
         log::error("delivery_error").kv("id", env.id).kv("error", content.error().text);
         for (size_t i : w.idx) env.recipients[i].last_reply = content.error().to_string();

@@ -11,6 +11,7 @@
 
 #include "base/log.h"
 #include "server/session.h"
+#include "dns/unbound_resolver.h"
 #include "tls/tls.h"
 
 namespace tern::server {
@@ -73,6 +74,17 @@ void Server::release(const IpAddress& ip) {
 }
 
 Status Server::bind() {
+  if (cfg_.auth.verify_inbound) {
+    for (auto& ctx : contexts_) {
+      dns::UnboundConfig uc;
+      uc.nameservers = cfg_.dns.nameservers;
+      uc.trust_anchor_file = cfg_.dns.trust_anchor_file;
+      uc.query_timeout = std::chrono::seconds(cfg_.dns.timeout);
+      auto r = dns::UnboundResolver::create(ctx->get_executor(), uc);
+      if (!r) return Error::local("dns: " + r.error().text);
+      resolvers_.push_back(std::move(*r));
+    }
+  }
   if (cfg_.tls.enabled()) {
     auto ctx = tls::make_server_context(cfg_.tls.cert, cfg_.tls.key);
     if (!ctx) return ctx.error();
@@ -102,7 +114,8 @@ void Server::accept_loop(Listener& l) {
       [this, &l]() -> asio::awaitable<void> {
         constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
         for (;;) {
-          auto& ctx = *contexts_[next_context_++ % contexts_.size()];
+          size_t index = next_context_++ % contexts_.size();
+          auto& ctx = *contexts_[index];
           auto [ec, sock] = co_await l.acceptor->async_accept(ctx, kNoThrow);
           if (shutting_down_) co_return;
           if (ec) {
@@ -112,7 +125,7 @@ void Server::accept_loop(Listener& l) {
             co_await pause.async_wait(kNoThrow);
             continue;
           }
-          asio::co_spawn(ctx, run_session(*this, l.cfg, std::move(sock)), asio::detached);
+          asio::co_spawn(ctx, run_session(*this, l.cfg, std::move(sock), resolver(index)), asio::detached);
         }
       },
       asio::detached);

@@ -23,6 +23,7 @@
 #include "base/net.h"
 #include "base/result.h"
 #include "config/config.h"
+#include "dns/resolver.h"
 #include "queue/envelope.h"
 #include "queue/spool.h"
 #include "server/user_db.h"
@@ -68,6 +69,11 @@ class Server {
   users::AuthLimiter& auth_limiter() { return auth_limiter_; }
   bool shutting_down() const { return shutting_down_.load(); }
   bool is_trusted(const IpAddress& ip) const;
+  // The resolver of event-loop thread `index` (nullptr when inbound
+  // verification is off).
+  dns::Resolver* resolver(size_t index) const {
+    return index < resolvers_.size() ? resolvers_[index].get() : nullptr;
+  }
 
  private:
   struct Listener {
@@ -82,6 +88,7 @@ class Server {
   std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
   std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guards_;
   std::vector<std::thread> threads_;
+  std::vector<std::unique_ptr<dns::Resolver>> resolvers_;  // one per context
   std::vector<Listener> listeners_;
   std::atomic<size_t> next_context_{0};
   std::atomic<size_t> active_{0};

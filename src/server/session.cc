@@ -22,6 +22,7 @@
 
 #include "base/log.h"
 #include "auth/auth_results.h"
+#include "auth/evaluate.h"
 #include "base/strings.h"
 #include "server/received.h"
 #include "server/server.h"
@@ -61,8 +62,9 @@ thread_local std::set<Session*>* t_sessions = nullptr;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Server& server, const config::Listener& listener, tcp::socket socket)
+  Session(Server& server, const config::Listener& listener, tcp::socket socket, dns::Resolver* resolver)
       : server_(server),
+        resolver_(resolver),
         listener_(listener),
         cfg_(server.config()),
         sock_(std::move(socket)),
@@ -118,6 +120,13 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   tcp::socket& raw() { return tls_ ? tls_->next_layer() : sock_; }
+
+  // SPF/DKIM/DMARC on the MX listener for mail that is not from our own
+  // authenticated users (their mail is signed and checked on the way out).
+  bool verify_inbound() const {
+    return resolver_ != nullptr && cfg_.auth.verify_inbound && listener_.role == config::ListenerRole::kMx &&
+           !engine_.authenticated();
+  }
   void arm(std::chrono::seconds timeout) { deadline_ = Clock::now() + timeout; }
 
   void on_shutdown() {
@@ -239,16 +248,30 @@ class Session : public std::enable_shared_from_this<Session> {
     reply(code, enhanced, std::move(text));
   }
 
-  void on_mail(const smtp::EvMail& ev) {
+  asio::awaitable<void> on_mail(const smtp::EvMail& ev) {
     reset_transaction();
     users_ = server_.deps().users->get();
     std::string from = ev.from.empty() ? std::string() : ev.from.str();
     if (engine_.authenticated() && !from.empty() && !users_->directory->may_send_as(auth_user_, from)) {
       reject("mail", 553, "5.7.1", "<" + from + ">: Sender address rejected: not owned by user " + auth_user_);
-      return;
+      co_return;
     }
     mail_from_ = from;
     mail_params_ = ev.params;
+    spf_.reset();
+    if (verify_inbound()) {
+      // RFC 7208 §2.4: evaluated at MAIL FROM (HELO identity for "<>").
+      auth::SessionFacts facts{peer_ip_, engine_.helo_name(), mail_from_};
+      bool helo = false;
+      spf_ = co_await auth::evaluate_spf(*resolver_, facts, cfg_.server.hostname, &helo);
+      spf_is_helo_ = helo;
+      log::info("spf")
+          .kv("session", id_)
+          .kv("client", peer_)
+          .kv("identity", helo ? "helo" : "mailfrom")
+          .kv("result", auth::spf_code_name(spf_->code))
+          .kv("domain", spf_->domain);
+    }
     engine_.accept();
   }
 
@@ -328,7 +351,45 @@ class Session : public std::enable_shared_from_this<Session> {
     received_header_ = format_received(info);
     header_buf_.clear();
     headers_done_ = false;
+    keep_copy_ = verify_inbound();
+    auth_copy_.clear();
     engine_.accept();
+  }
+
+  // RFC 8601: evaluate DKIM, DMARC (and the SPF result from MAIL FROM) and
+  // have the Authentication-Results field prepended at delivery (it must sit
+  // above our Received header, which is already spooled).
+  asio::awaitable<void> authenticate(queue::Envelope& env) {
+    auto message = mail::Message::parse(std::move(auth_copy_));
+    auth_copy_.clear();
+    auth::SessionFacts facts{peer_ip_, engine_.helo_name(), mail_from_};
+    if (!spf_) spf_ = auth::SpfResult{};
+    if (!message) {
+      // Not parseable as RFC 5322: record SPF only.
+      auth::AuthResults ar;
+      ar.authserv_id = cfg_.auth.authserv_id;
+      auth::MethodResult m;
+      m.method = "spf";
+      m.result = auth::spf_code_name(spf_->code);
+      m.prop("smtp", spf_is_helo_ ? "helo" : "mailfrom", spf_is_helo_ ? facts.helo : facts.mail_from);
+      ar.results.push_back(m);
+      env.attributes["header.prepend"] = auth::format_header(ar);
+      env.attributes["auth.problem"] = message.error().text;
+      co_return;
+    }
+    auth::dkim::VerifyOptions dkim_options;
+    auto ev = co_await auth::evaluate_message(*resolver_, facts, *spf_, spf_is_helo_, *message,
+                                              cfg_.auth.authserv_id, dkim_options);
+    for (auto& [k, v] : ev.attributes()) env.attributes[k] = v;
+    env.attributes["header.prepend"] = ev.header();
+    log::info("auth")
+        .kv("id", env.id)
+        .kv("session", id_)
+        .kv("spf", auth::spf_code_name(ev.spf.code))
+        .kv("dkim", env.attributes["auth.dkim.pass_domains"].empty() ? std::string("none-pass")
+                                                                      : env.attributes["auth.dkim.pass_domains"])
+        .kv("dmarc", auth::dmarc::status_name(ev.dmarc.status))
+        .kv("from_domain", ev.dmarc.from_domain);
   }
 
   void spool_append(std::string_view bytes) {
@@ -343,6 +404,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // kMaxHeaderSection) so that it can be inspected and cleaned before it is
   // spooled below our Received header; the body streams straight through.
   void on_content(std::string_view bytes) {
+    if (keep_copy_) auth_copy_.append(bytes);
     if (headers_done_) {
       spool_append(bytes);
       return;
@@ -425,6 +487,10 @@ class Session : public std::enable_shared_from_this<Session> {
     env.listener = config::role_name(listener_.role);
     env.protocol = protocol_;
     env.size = writer_->size();
+    if (keep_copy_) {
+      keep_copy_ = false;
+      co_await authenticate(env);
+    }
     if (auto s = writer_->finish(env); !s) {
       log::error("spool_error").kv("session", id_).kv("id", env.id).kv("error", s.error().text);
       reject("data", 451, "4.3.0", "Local error: queue file write error");
@@ -524,7 +590,7 @@ class Session : public std::enable_shared_from_this<Session> {
       co_return true;
     }
     if (auto* ev = std::get_if<smtp::EvMail>(&event)) {
-      on_mail(*ev);
+      co_await on_mail(*ev);
       co_return true;
     }
     if (auto* ev = std::get_if<smtp::EvRcpt>(&event)) {
@@ -572,6 +638,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   Server& server_;
+  dns::Resolver* resolver_;  // this thread's; null when inbound verification is off
   const config::Listener& listener_;
   const config::Config& cfg_;
   tcp::socket sock_;
@@ -609,6 +676,10 @@ class Session : public std::enable_shared_from_this<Session> {
   int64_t received_at_ = 0;
   std::string protocol_;
   std::string received_header_;
+  std::optional<auth::SpfResult> spf_;
+  bool spf_is_helo_ = false;
+  bool keep_copy_ = false;
+  std::string auth_copy_;  // the message as received, for end-of-data verification
   std::string header_buf_;  // header section held back until its end is seen
   bool headers_done_ = false;
   unsigned forged_ar_removed_ = 0;
@@ -697,9 +768,10 @@ asio::awaitable<void> Session::run() {
 
 }  // namespace
 
-asio::awaitable<void> run_session(Server& server, const config::Listener& listener, tcp::socket socket) {
+asio::awaitable<void> run_session(Server& server, const config::Listener& listener, tcp::socket socket,
+                                   dns::Resolver* resolver) {
   // Shared with the watchdog coroutine, which may outlive run() briefly.
-  auto session = std::make_shared<Session>(server, listener, std::move(socket));
+  auto session = std::make_shared<Session>(server, listener, std::move(socket), resolver);
   co_await session->run();
 }
 

@@ -7,14 +7,16 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "config/config.h"
+#include "dns/resolver.h"
 
 namespace tern::server {
 
 class Server;
 
 // Runs the session to completion; never throws.
+// `resolver` (may be null) belongs to the socket's event-loop thread.
 boost::asio::awaitable<void> run_session(Server& server, const config::Listener& listener,
-                                         boost::asio::ip::tcp::socket socket);
+                                         boost::asio::ip::tcp::socket socket, dns::Resolver* resolver);
 
 }  // namespace tern::server
 

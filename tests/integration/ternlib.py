@@ -87,7 +87,8 @@ class TernServer:
 
     def __init__(self, root, name="tern", cert=None, key=None, local_domains=(LOCAL_DOMAIN, OTHER_DOMAIN),
                  accounts=None, aliases=DEFAULT_ALIASES, trusted_networks=(), limits=None, lmtp=None,
-                 listeners=("mx", "submission", "submissions"), queue=None, delivery_workers=None, user=None):
+                 listeners=("mx", "submission", "submissions"), queue=None, delivery_workers=None, user=None,
+                 dns=None, authserv_id=None):
         self.root = os.path.join(root, name)
         os.makedirs(self.root, exist_ok=True)
         self.hostname = "mx.example.test"
@@ -128,6 +129,13 @@ class TernServer:
             lines += ["[queue]"] + ["%s = %s" % kv for kv in queue.items()] + [""]
         if limits:
             lines += ["[limits]"] + ["%s = %s" % (k, v) for k, v in limits.items()] + [""]
+        # Inbound SPF/DKIM/DMARC/ARC needs DNS: only with a test DNS server.
+        lines += ["[auth]", "verify_inbound = " + ("true" if dns else "false")]
+        if authserv_id:
+            lines += ["authserv_id = " + toml_str(authserv_id)]
+        lines += [""]
+        if dns:
+            lines += ["[dns]", "nameservers = [" + ", ".join(toml_str(n) for n in dns) + "]", "timeout = 5", ""]
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines))
         with open(self.aliases_path, "w") as f:
