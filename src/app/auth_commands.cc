@@ -22,6 +22,7 @@
 #include "base/strings.h"
 #include "dns/unbound_resolver.h"
 #include "mail/message.h"
+#include "server/server.h"
 
 namespace tern::app {
 namespace {
@@ -74,11 +75,7 @@ Result<mail::Message> read_message(const std::string& path) {
 template <class T, class Make>
 Result<T> run_with_dns(const config::Config& cfg, Make make) {
   asio::io_context ctx;
-  dns::UnboundConfig uc;
-  uc.nameservers = cfg.dns.nameservers;
-  uc.trust_anchor_file = cfg.dns.trust_anchor_file;
-  uc.query_timeout = std::chrono::seconds(cfg.dns.timeout);
-  auto resolver = dns::UnboundResolver::create(ctx.get_executor(), uc);
+  auto resolver = dns::UnboundResolver::create(ctx.get_executor(), server::unbound_config(cfg));
   if (!resolver) return Error::local("dns: " + resolver.error().text);
   auto future = asio::co_spawn(ctx, make(**resolver), asio::use_future);
   ctx.run();

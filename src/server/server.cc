@@ -73,14 +73,23 @@ void Server::release(const IpAddress& ip) {
   --active_;
 }
 
+dns::UnboundConfig unbound_config(const config::Config& cfg) {
+  dns::UnboundConfig uc;
+  uc.nameservers = cfg.dns.nameservers;
+  uc.trust_anchor_file = cfg.dns.trust_anchor_file;
+  uc.query_timeout = std::chrono::seconds(cfg.dns.timeout);
+  if (!uc.nameservers.empty()) {
+    for (const char* zone : {"test.", "invalid.", "127.in-addr.arpa.", "localhost."}) {
+      uc.options.emplace_back("local-zone:", std::string(zone) + " transparent");
+    }
+  }
+  return uc;
+}
+
 Status Server::bind() {
   if (cfg_.auth.verify_inbound) {
     for (auto& ctx : contexts_) {
-      dns::UnboundConfig uc;
-      uc.nameservers = cfg_.dns.nameservers;
-      uc.trust_anchor_file = cfg_.dns.trust_anchor_file;
-      uc.query_timeout = std::chrono::seconds(cfg_.dns.timeout);
-      auto r = dns::UnboundResolver::create(ctx->get_executor(), uc);
+      auto r = dns::UnboundResolver::create(ctx->get_executor(), unbound_config(cfg_));
       if (!r) return Error::local("dns: " + r.error().text);
       resolvers_.push_back(std::move(*r));
     }

@@ -24,6 +24,7 @@
 #include "base/result.h"
 #include "config/config.h"
 #include "dns/resolver.h"
+#include "dns/unbound_resolver.h"
 #include "queue/envelope.h"
 #include "queue/spool.h"
 #include "server/user_db.h"
@@ -38,6 +39,12 @@ struct ServerDeps {
   // Called (on a session thread) once a message is durably queued.
   std::function<void(queue::Envelope)> on_queued;
 };
+
+// libunbound settings from [dns]. With forwarders configured, every name
+// goes to them, including the special-use zones libunbound otherwise answers
+// itself (RFC 6761 "test.", and 127.in-addr.arpa.): the operator chose the
+// forwarder, and test networks serve such zones.
+dns::UnboundConfig unbound_config(const config::Config& cfg);
 
 class Server {
  public:
