@@ -1,6 +1,8 @@
 // Control socket server and client (see control.h).
 #include "admin/control.h"
 
+#include <pthread.h>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -66,7 +68,10 @@ Status ControlServer::start() {
     return Error::local(fs::errno_text("control socket " + path_, e));
   }
   if (::pipe2(wake_, O_CLOEXEC) != 0) return Error::local(fs::errno_text("pipe", errno));
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "tern-control");
+    loop();
+  });
   return ok();
 }
 

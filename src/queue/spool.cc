@@ -1,6 +1,8 @@
 // Durable spool and group committer (see spool.h, docs/spool-format.md).
 #include "queue/spool.h"
 
+#include <pthread.h>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -66,7 +68,10 @@ class FdCloser {
 // --- Spool -------------------------------------------------------------------
 
 Spool::Spool(std::string dir, int dir_fd, SyncMode mode) : dir_(std::move(dir)), dir_fd_(dir_fd), mode_(mode) {
-  committer_ = std::thread([this] { committer_loop(); });
+  committer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "tern-commit");
+    committer_loop();
+  });
 }
 
 Result<std::unique_ptr<Spool>> Spool::open(const std::string& dir, SyncMode mode) {

@@ -23,6 +23,7 @@ namespace tern::scheduler {
 struct AgentOptions {
   std::vector<std::string> local_domains;  // lower-cased
   size_t workers = 4;
+  int nice = 10;  // scheduling priority of the workers relative to the SMTP threads (0 = same)
 };
 
 class DeliveryAgent {

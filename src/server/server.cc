@@ -1,6 +1,8 @@
 // Listener set-up, the accept loops and the event-loop threads (see server.h).
 #include "server/server.h"
 
+#include <pthread.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -143,7 +145,10 @@ void Server::accept_loop(Listener& l) {
 void Server::start() {
   for (auto& l : listeners_) accept_loop(l);
   for (auto& c : contexts_) {
-    threads_.emplace_back([ctx = c.get()] { ctx->run(); });
+    threads_.emplace_back([ctx = c.get()] {
+      pthread_setname_np(pthread_self(), "tern-smtp");
+      ctx->run();
+    });
   }
 }
 
