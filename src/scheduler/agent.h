@@ -44,7 +44,10 @@ class DeliveryAgent {
   // Delivers leased messages together (one round of Maildir syncs).
   void deliver_batch(std::vector<queue::Envelope> batch);
 
-  static constexpr size_t kMaxBatch = 64;
+  // Messages leased per batch. Larger batches share more syncs; they also
+  // bound what a crash can deliver twice (a batch whose Maildir files are
+  // durable but whose completion is not yet): workers x kMaxBatch.
+  static constexpr size_t kMaxBatch = 16;
 
  private:
   void worker();
