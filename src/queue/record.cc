@@ -192,27 +192,34 @@ uint32_t crc32c(std::string_view data, uint32_t crc) {
 }
 
 namespace {
-uint32_t record_crc(uint8_t type, uint32_t length, std::string_view payload) {
-  char head[5];
-  head[0] = static_cast<char>(type);
-  for (int i = 0; i < 4; ++i) head[1 + i] = static_cast<char>((length >> (8 * i)) & 0xff);
-  return crc32c(payload, crc32c(std::string_view(head, 5)));
+uint32_t record_crc(uint8_t type, uint32_t length, std::string_view payload, uint64_t nonce) {
+  char head[13];
+  for (int i = 0; i < 8; ++i) head[i] = static_cast<char>((nonce >> (8 * i)) & 0xff);
+  head[8] = static_cast<char>(type);
+  for (int i = 0; i < 4; ++i) head[9 + i] = static_cast<char>((length >> (8 * i)) & 0xff);
+  return crc32c(payload, crc32c(std::string_view(head, sizeof head)));
 }
 }  // namespace
 
-void append_record(std::string& out, RecordType type, std::string_view payload) {
+std::string spool_header(uint64_t nonce) {
+  std::string out(kSpoolMagic);
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((nonce >> (8 * i)) & 0xff));
+  return out;
+}
+
+void append_record(std::string& out, RecordType type, std::string_view payload, uint64_t nonce) {
   auto length = static_cast<uint32_t>(payload.size());
   auto t = static_cast<uint8_t>(type);
   put_u32le(out, length);
   out.push_back(static_cast<char>(t));
-  put_u32le(out, record_crc(t, length, payload));
+  put_u32le(out, record_crc(t, length, payload, nonce));
   out.append(payload);
 }
 
-std::string encode_record(RecordType type, std::string_view payload) {
+std::string encode_record(RecordType type, std::string_view payload, uint64_t nonce) {
   std::string out;
   out.reserve(kRecordHeaderSize + payload.size());
-  append_record(out, type, payload);
+  append_record(out, type, payload, nonce);
   return out;
 }
 
@@ -224,8 +231,8 @@ RecordHeader decode_record_header(const char* header) {
   return h;
 }
 
-bool record_crc_ok(const RecordHeader& h, std::string_view payload) {
-  return payload.size() == h.length && record_crc(h.type, h.length, payload) == h.crc;
+bool record_crc_ok(const RecordHeader& h, std::string_view payload, uint64_t nonce) {
+  return payload.size() == h.length && record_crc(h.type, h.length, payload, nonce) == h.crc;
 }
 
 std::string encode_envelope(const Envelope& env) {
@@ -399,19 +406,22 @@ std::string encode_commit(uint64_t content_size) {
 
 Result<ScanResult> scan_spool(const ReadAt& read_at, uint64_t file_size) {
   ScanResult scan;
-  char magic[8];
-  if (file_size < kSpoolMagic.size()) {
-    scan.problem = "file shorter than the magic header";
+  char magic[kSpoolHeaderSize];
+  if (file_size < kSpoolHeaderSize) {
+    scan.problem = "file shorter than the header";
     return scan;
   }
   auto got = read_at(0, magic, sizeof magic);
   if (!got) return got.error();
-  if (*got != sizeof magic || std::string_view(magic, sizeof magic) != kSpoolMagic) {
+  if (*got != sizeof magic || std::string_view(magic, kSpoolMagic.size()) != kSpoolMagic) {
     scan.problem = "bad magic header";
     return scan;
   }
   scan.magic_ok = true;
-  uint64_t pos = kSpoolMagic.size();
+  for (int i = 0; i < 8; ++i) {
+    scan.nonce |= static_cast<uint64_t>(static_cast<uint8_t>(magic[kSpoolMagic.size() + i])) << (8 * i);
+  }
+  uint64_t pos = kSpoolHeaderSize;
   scan.valid_end = pos;
   bool have_envelope = false;
   std::string payload;
@@ -450,7 +460,7 @@ Result<ScanResult> scan_spool(const ReadAt& read_at, uint64_t file_size) {
       payload.resize(h.length);
       got = read_at(payload_at, payload.data(), h.length);
       if (!got) return got.error();
-      if (*got != h.length || !record_crc_ok(h, payload)) {
+      if (*got != h.length || !record_crc_ok(h, payload, scan.nonce)) {
         scan.problem = "bad CRC at offset " + std::to_string(pos);
         break;
       }

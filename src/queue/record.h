@@ -3,9 +3,12 @@
 // I/O) so that the parser can be unit-tested and fuzzed directly; spool.cc
 // does the file handling. The format is specified in docs/spool-format.md.
 //
-// File   = magic (8 bytes "TERNQ\0\1\n") record*
+// File   = magic (8 bytes "TERNQ\0\2\n") nonce (u64 LE) record*
 // Record = length (u32 LE) type (u8) crc (u32 LE) payload[length]
-//          where crc = CRC32C over the type byte, the length and the payload.
+//          where crc = CRC32C over the nonce, the type byte, the length and
+//          the payload. The nonce is random per file incarnation: a spool
+//          file is reused for later messages without being truncated, and
+//          records left over from an earlier message fail the CRC.
 #pragma once
 
 #include <cstddef>
@@ -20,7 +23,10 @@
 
 namespace tern::queue {
 
-inline constexpr std::string_view kSpoolMagic{"TERNQ\0\1\n", 8};
+inline constexpr std::string_view kSpoolMagic{"TERNQ\0\2\n", 8};
+inline constexpr size_t kSpoolHeaderSize = 16;  // magic + nonce
+// Magic and nonce: the first bytes of every spool file.
+std::string spool_header(uint64_t nonce);
 inline constexpr size_t kRecordHeaderSize = 9;
 // Bound on any single record, so a corrupt length cannot make us allocate
 // gigabytes. Content is written in chunks far below this.
@@ -37,9 +43,9 @@ enum class RecordType : uint8_t {
 uint32_t crc32c(std::string_view data, uint32_t crc = 0);
 
 // Header + payload of one record, ready to be written.
-std::string encode_record(RecordType type, std::string_view payload);
+std::string encode_record(RecordType type, std::string_view payload, uint64_t nonce = 0);
 // Appends the record for `payload` to `out`.
-void append_record(std::string& out, RecordType type, std::string_view payload);
+void append_record(std::string& out, RecordType type, std::string_view payload, uint64_t nonce = 0);
 
 struct RecordHeader {
   uint32_t length = 0;
@@ -47,7 +53,7 @@ struct RecordHeader {
   uint32_t crc = 0;
 };
 RecordHeader decode_record_header(const char* header /* kRecordHeaderSize bytes */);
-bool record_crc_ok(const RecordHeader& h, std::string_view payload);
+bool record_crc_ok(const RecordHeader& h, std::string_view payload, uint64_t nonce = 0);
 
 // Envelope record payload: all fields of the envelope (tagged, skippable).
 std::string encode_envelope(const Envelope& env);
@@ -64,6 +70,7 @@ std::string encode_commit(uint64_t content_size);
 // Result of scanning a spool file.
 struct ScanResult {
   bool magic_ok = false;
+  uint64_t nonce = 0;        // the file's nonce (valid when magic_ok)
   bool committed = false;    // envelope + COMMIT found with matching content size
   Envelope envelope;         // valid when committed; latest state applied
   uint64_t content_size = 0; // sum of content record payloads before COMMIT

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <future>
+#include <random>
 
 #include "base/fs.h"
 #include "base/log.h"
@@ -129,7 +130,8 @@ Result<std::unique_ptr<Spool::Writer>> Spool::create() {
       return io_error(path, errno);
     }
     std::unique_ptr<Writer> writer(new Writer(*this, id, path, fd));
-    writer->pending_.assign(kSpoolMagic);  // written with the first chunk
+    writer->nonce_ = next_nonce();
+    writer->pending_ = spool_header(writer->nonce_);  // written with the first chunk
     return writer;
   }
   return Error::local("spool: could not allocate a unique queue id");
@@ -209,21 +211,62 @@ Spool::Stats Spool::stats() const {
 Status Spool::append_state(const Envelope& env) {
   if (!is_queue_id(env.id)) return Error::local("spool: bad queue id '" + env.id + "'");
   std::string path = path_for(env.id);
-  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  auto info = file_info(env.id);
+  if (!info) return info.error();
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) return io_error(path, errno);
   FdCloser closer(fd);
-  struct stat st;
-  if (::fstat(fd, &st) != 0) return io_error(path, errno);
-  std::string record = encode_record(RecordType::kState, encode_state(env));
-  if (auto w = fs::write_all(fd, record); !w) {
-    // Do not leave a partial record that later appends would hide behind.
-    if (::ftruncate(fd, st.st_size) != 0) {
-      log::error("spool_truncate_failed").kv("id", env.id).kv("error", fs::errno_text("ftruncate", errno));
+  // Written at the logical end. A failed or torn write leaves bytes that fail
+  // the CRC, and the next state record overwrites them (same offset).
+  std::string record = encode_record(RecordType::kState, encode_state(env), info->nonce);
+  size_t done = 0;
+  while (done < record.size()) {
+    ssize_t n = ::pwrite(fd, record.data() + done, record.size() - done, static_cast<off_t>(info->end + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return io_error("write " + path, errno);
     }
-    return w;
+    done += static_cast<size_t>(n);
   }
+  set_file_info(env.id, {info->nonce, info->end + record.size()});
   mark_dirty(path);
   return ok();
+}
+
+uint64_t Spool::next_nonce() {
+  std::lock_guard lock(mu_);
+  if (nonce_state_ == 0) {
+    std::random_device rd;
+    nonce_state_ = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(::getpid());
+  }
+  // splitmix64: distinct, well-mixed values from a counter.
+  uint64_t z = (nonce_state_ += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+void Spool::set_file_info(const std::string& id, FileInfo info) {
+  std::lock_guard lock(mu_);
+  files_[id] = info;
+}
+
+Result<Spool::FileInfo> Spool::file_info(const std::string& id) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = files_.find(id);
+    if (it != files_.end()) return it->second;
+  }
+  std::string path = path_for(id);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return io_error(path, errno);
+  FdCloser closer(fd);
+  auto scan = scan_fd(fd);
+  if (!scan) return scan.error();
+  if (!scan->committed) return Error::local("spool: " + id + " is not committed: " + scan->problem);
+  FileInfo info{scan->nonce, scan->valid_end};
+  set_file_info(id, info);
+  return info;
 }
 
 Status Spool::remove(const std::string& id) {
@@ -231,6 +274,10 @@ Status Spool::remove(const std::string& id) {
   std::string path = path_for(id);
   struct stat st;
   if (::lstat(path.c_str(), &st) != 0) return io_error(path, errno);
+  {
+    std::lock_guard lock(mu_);
+    files_.erase(id);
+  }
   recycle_or_unlink(path, id);
   mark_dirty(path);  // the committer skips it (ENOENT) but fsyncs the directory
   return ok();
@@ -267,9 +314,12 @@ int Spool::take_recycled_fd(const std::string& path) {
     std::string from = fs::join(free_dir_, name);
     int fd = ::open(from.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) continue;
-    // Empty it before it gets its new name, so that the new name never
-    // shows old content once this is on disk.
-    if (::ftruncate(fd, 0) != 0 || ::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
+    // Not truncated: truncation frees blocks (a discard on this kind of
+    // file system) and makes ext4 flush the file at close, which cost more
+    // than everything else on the accept path. The new incarnation is
+    // written over the old bytes from offset 0 with a new nonce, so stale
+    // records beyond its end fail the CRC (see docs/spool-format.md).
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
       ::close(fd);
       ::unlink(from.c_str());
       continue;
@@ -302,6 +352,7 @@ Result<std::unique_ptr<Spool::ContentReader>> Spool::open_content(const std::str
   auto scan = scan_fd(fd);
   if (!scan) return scan.error();
   if (!scan->committed) return Error::local("spool: " + id + " is not committed: " + scan->problem);
+  reader->nonce_ = scan->nonce;
   for (const auto& c : scan->content) reader->chunks_.push_back({c.offset, c.length, c.crc});
   reader->size_ = scan->content_size;
   return reader;
@@ -370,7 +421,7 @@ Result<std::vector<Envelope>> Spool::recover() {
     if (!scan) return scan.error();
     const auto size = static_cast<uint64_t>(st.st_size);
     // A crash right after create() can leave a prefix of the magic header.
-    bool magic_prefix = size < kSpoolMagic.size();
+    bool magic_prefix = size < kSpoolHeaderSize;
     if (!scan->magic_ok && !magic_prefix) {
       if (auto q = quarantine(name, scan->problem); !q) return q.error();
       ++quarantined;
@@ -386,7 +437,9 @@ Result<std::vector<Envelope>> Spool::recover() {
     if (scan->valid_end < size) {
       // Torn append (crash during a state update): cut it off so that the
       // next append is not hidden behind it.
-      log::warn("spool_torn_tail").kv("id", name).kv("valid_bytes", scan->valid_end).kv("file_bytes", size)
+      // Also normal for a reused file: its old, longer content is left
+      // behind its new records until recovery trims it.
+      log::info("spool_trimmed_tail").kv("id", name).kv("valid_bytes", scan->valid_end).kv("file_bytes", size)
           .kv("reason", scan->problem);
       if (::ftruncate(fd, static_cast<off_t>(scan->valid_end)) != 0) return io_error("ftruncate " + path, errno);
       mark_dirty(path);
@@ -405,6 +458,7 @@ Result<std::vector<Envelope>> Spool::recover() {
       continue;
     }
     scan->envelope.id = name;
+    set_file_info(name, {scan->nonce, scan->valid_end});
     recovered.push_back(std::move(scan->envelope));
   }
   if (truncated > 0) {
@@ -427,11 +481,12 @@ Spool::Writer::~Writer() {
 
 Status Spool::Writer::flush_content() {
   if (!buffer_.empty()) {
-    append_record(pending_, RecordType::kContent, buffer_);
+    append_record(pending_, RecordType::kContent, buffer_, nonce_);
     buffer_.clear();
   }
   if (pending_.empty()) return ok();
   Status st = fs::write_all(fd_, pending_);
+  if (st) written_ += pending_.size();
   pending_.clear();
   return st;
 }
@@ -460,11 +515,11 @@ Status Spool::Writer::finish(const Envelope& env) {
   stored.size = size_;
   // The last content chunk, the envelope and COMMIT go out in one write(2).
   if (!buffer_.empty()) {
-    append_record(pending_, RecordType::kContent, buffer_);
+    append_record(pending_, RecordType::kContent, buffer_, nonce_);
     buffer_.clear();
   }
-  append_record(pending_, RecordType::kEnvelope, encode_envelope(stored));
-  append_record(pending_, RecordType::kCommit, encode_commit(size_));
+  append_record(pending_, RecordType::kEnvelope, encode_envelope(stored), nonce_);
+  append_record(pending_, RecordType::kCommit, encode_commit(size_), nonce_);
   Status st = flush_content();
   int close_rc = ::close(fd_);
   int close_errno = errno;
@@ -475,6 +530,7 @@ Status Spool::Writer::finish(const Envelope& env) {
     return st;
   }
   finished_ = true;
+  spool_.set_file_info(id_, {nonce_, written_});
   spool_.mark_dirty(path_);
   return ok();
 }
@@ -485,7 +541,7 @@ void Spool::Writer::abort() {
     fd_ = -1;
   }
   if (!finished_) {
-    ::unlink(path_.c_str());
+    spool_.recycle_or_unlink(path_, id_);
     finished_ = true;  // nothing left to do
   }
 }
@@ -503,7 +559,7 @@ Result<bool> Spool::ContentReader::next(std::string& chunk) {
   auto got = fd_reader(fd_)(c.offset, chunk.data(), c.length);
   if (!got) return got.error();
   RecordHeader h{c.length, static_cast<uint8_t>(RecordType::kContent), c.crc};
-  if (*got != c.length || !record_crc_ok(h, chunk)) {
+  if (*got != c.length || !record_crc_ok(h, chunk, nonce_)) {
     return Error::local("spool: " + id_ + ": content chunk " + std::to_string(next_) + " is corrupt");
   }
   ++next_;

@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -80,6 +81,8 @@ class Spool {
     std::string id_;
     std::string path_;
     int fd_;
+    uint64_t nonce_ = 0;    // this incarnation's record CRC seed
+    uint64_t written_ = 0;  // bytes written so far: the file's logical end
     std::string pending_;  // encoded bytes not yet written
     std::string buffer_;   // content not yet framed into a record
     uint64_t size_ = 0;
@@ -117,6 +120,7 @@ class Spool {
     friend class Spool;
     ContentReader() = default;
     int fd_ = -1;
+    uint64_t nonce_ = 0;
     std::string id_;
     struct Chunk {
       uint64_t offset;
@@ -160,6 +164,16 @@ class Spool {
   // ext4 (the allocator scans past recently deleted inodes).
   int take_recycled_fd(const std::string& path);
   void recycle_or_unlink(const std::string& path, const std::string& id);
+  uint64_t next_nonce();
+  // Where the valid records of a committed file end, and its nonce: state
+  // records go there (files are reused without truncation, so the physical
+  // end may hold stale bytes). Scans the file when not known yet.
+  struct FileInfo {
+    uint64_t nonce = 0;
+    uint64_t end = 0;
+  };
+  Result<FileInfo> file_info(const std::string& id);
+  void set_file_info(const std::string& id, FileInfo info);
 
   const std::string dir_;
   const int dir_fd_;
@@ -172,6 +186,8 @@ class Spool {
   std::set<std::string> dirty_;  // kFsyncEach only
   std::string free_dir_;
   std::vector<std::string> free_;  // names in free_dir_, guarded by mu_
+  std::map<std::string, FileInfo> files_;  // guarded by mu_
+  uint64_t nonce_state_ = 0;               // guarded by mu_
   static constexpr size_t kMaxFree = 4096;
   bool stopping_ = false;
   std::atomic<uint64_t> syncs_{0};

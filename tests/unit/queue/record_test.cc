@@ -114,7 +114,7 @@ TEST(StateCodecTest, OutOfRangeIndexChangesNothing) {
 }
 
 std::string build_file(const Envelope& env, std::string_view content, bool commit) {
-  std::string file(kSpoolMagic);
+  std::string file = spool_header(0);
   append_record(file, RecordType::kContent, content);
   append_record(file, RecordType::kEnvelope, encode_envelope(env));
   if (commit) append_record(file, RecordType::kCommit, encode_commit(content.size()));
@@ -146,7 +146,7 @@ TEST(ScanTest, UncommittedAndBadMagic) {
 }
 
 TEST(ScanTest, CommitWithWrongContentSizeIsRejected) {
-  std::string file(kSpoolMagic);
+  std::string file = spool_header(0);
   append_record(file, RecordType::kContent, "abc");
   append_record(file, RecordType::kEnvelope, encode_envelope(sample_envelope()));
   append_record(file, RecordType::kCommit, encode_commit(4));

@@ -190,7 +190,7 @@ TEST(SpoolTest, UncommittedFilesAreDroppedAtRecovery) {
     // A crash right after create(): empty file.
     write_bytes(tmp.sub(ids.next(2)), "");
     // A crash in the middle of the final write: envelope but no COMMIT.
-    std::string no_commit(kSpoolMagic);
+    std::string no_commit = spool_header(0);
     append_record(no_commit, RecordType::kContent, "abc");
     append_record(no_commit, RecordType::kEnvelope, encode_envelope(make_envelope()));
     write_bytes(tmp.sub(ids.next(3)), no_commit);
@@ -542,6 +542,66 @@ TEST(SpoolRecycling, StaleRecycledFileUnderANewNameIsNeverRedelivered) {
   ASSERT_TRUE(recovered);
   EXPECT_TRUE(recovered->empty());
   EXPECT_FALSE(std::filesystem::exists(dir + "/" + stale_name));
+}
+
+}  // namespace
+}  // namespace tern::queue
+
+namespace tern::queue {
+namespace {
+
+TEST(SpoolRecycling, StateAppendedToAReusedLongerFileSurvivesRecovery) {
+  TempDir tmp;
+  std::string dir = tmp.sub("queue");
+  std::string id;
+  {
+    auto spool = open_spool(dir);
+    std::string big = write_message(*spool, make_envelope(3), std::string(200000, 'b') + "\r\n");
+    ASSERT_TRUE(spool->remove(big));
+    id = write_message(*spool, make_envelope(2), "short\r\n");
+    // The reused file still holds the old bytes past the new records.
+    EXPECT_GT(std::filesystem::file_size(dir + "/" + id), 200000u);
+    Envelope held = *spool->load(id);
+    held.held = true;
+    held.recipients[1].attempts = 4;
+    ASSERT_TRUE(spool->append_state(held));
+    ASSERT_TRUE(spool->sync());
+  }
+  auto spool = open_spool(dir);
+  auto recovered = spool->recover();
+  ASSERT_TRUE(recovered);
+  ASSERT_EQ(recovered->size(), 1u);
+  EXPECT_TRUE((*recovered)[0].held);
+  EXPECT_EQ((*recovered)[0].recipients[1].attempts, 4u);
+  EXPECT_EQ(*spool->read_content(id), "short\r\n");
+  // Recovery trimmed the stale tail; a later state append is still found.
+  Envelope again = (*recovered)[0];
+  again.held = false;
+  ASSERT_TRUE(spool->append_state(again));
+  auto loaded = spool->load(id);
+  ASSERT_TRUE(loaded);
+  EXPECT_FALSE(loaded->held);
+}
+
+TEST(SpoolRecycling, UncommittedNewIncarnationOverAnOldCommittedFileIsDropped) {
+  // Crash while a reused file is being rewritten: new header and a little
+  // content over the old message's committed records.
+  TempDir tmp;
+  std::string dir = tmp.sub("queue");
+  std::string name;
+  {
+    auto spool = open_spool(dir);
+    name = write_message(*spool, make_envelope(1), "old message body\r\n");
+    std::string bytes = read_bytes(dir + "/" + name);
+    std::string fresh = spool_header(0x1234);
+    append_record(fresh, RecordType::kContent, "new", 0x1234);
+    bytes.replace(0, fresh.size(), fresh);
+    write_bytes(dir + "/" + name, bytes);
+  }
+  auto spool = open_spool(dir);
+  auto recovered = spool->recover();
+  ASSERT_TRUE(recovered);
+  EXPECT_TRUE(recovered->empty());
 }
 
 }  // namespace
