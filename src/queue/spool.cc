@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -89,6 +90,10 @@ Result<std::unique_ptr<Spool>> Spool::open(const std::string& dir, SyncMode mode
     }
     ::closedir(d);
   }
+  spool->pool_thread_ = std::thread([raw = spool.get()] {
+    pthread_setname_np(pthread_self(), "tern-spoolpool");
+    raw->pool_loop();
+  });
   // Seed the id generator so new ids sort after (and never equal) any id
   // already on disk, even if the clock stepped back since the last run.
   if (DIR* d = ::fdopendir(::dup(dir_fd))) {
@@ -105,6 +110,8 @@ Spool::~Spool() {
     stopping_ = true;
   }
   wake_.notify_all();
+  pool_wake_.notify_all();
+  if (pool_thread_.joinable()) pool_thread_.join();
   if (committer_.joinable()) committer_.join();
   ::close(dir_fd_);
 }
@@ -301,6 +308,31 @@ void Spool::recycle_or_unlink(const std::string& path, const std::string& id) {
   ::unlink(path.c_str());
 }
 
+void Spool::pool_loop() {
+  // Background, low priority: this is preparation, not the accept path.
+  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
+  std::unique_lock lock(mu_);
+  for (;;) {
+    pool_wake_.wait(lock, [this] { return stopping_ || free_.size() < kPoolLow; });
+    if (stopping_) return;
+    while (!stopping_ && free_.size() < kPoolTarget) {
+      std::string name = "p" + std::to_string(::getpid()) + "." + std::to_string(++pool_serial_);
+      lock.unlock();
+      std::string path = fs::join(free_dir_, name);
+      int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      bool made = fd >= 0;
+      if (made) ::close(fd);
+      lock.lock();
+      if (!made) {
+        if (errno == EEXIST) continue;
+        log::warn("spool_pool_error").kv("error", fs::errno_text(path, errno));
+        break;  // try again when woken
+      }
+      free_.push_back(std::move(name));
+    }
+  }
+}
+
 // Takes a file from free/, empties it and moves it to `path`; -1 if none.
 int Spool::take_recycled_fd(const std::string& path) {
   for (;;) {
@@ -310,6 +342,7 @@ int Spool::take_recycled_fd(const std::string& path) {
       if (free_.empty()) return -1;
       name = std::move(free_.back());
       free_.pop_back();
+      if (free_.size() < kPoolLow) pool_wake_.notify_one();
     }
     std::string from = fs::join(free_dir_, name);
     int fd = ::open(from.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);

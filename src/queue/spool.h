@@ -165,6 +165,9 @@ class Spool {
   int take_recycled_fd(const std::string& path);
   void recycle_or_unlink(const std::string& path, const std::string& id);
   uint64_t next_nonce();
+  // Keeps free/ stocked with files (created by a background thread), so
+  // that create() never allocates an inode on the caller's thread.
+  void pool_loop();
   // Where the valid records of a committed file end, and its nonce: state
   // records go there (files are reused without truncation, so the physical
   // end may hold stale bytes). Scans the file when not known yet.
@@ -187,6 +190,11 @@ class Spool {
   std::string free_dir_;
   std::vector<std::string> free_;  // names in free_dir_, guarded by mu_
   std::map<std::string, FileInfo> files_;  // guarded by mu_
+  std::condition_variable pool_wake_;
+  std::thread pool_thread_;
+  uint64_t pool_serial_ = 0;                 // guarded by mu_
+  static constexpr size_t kPoolLow = 256;    // refill below this many free files
+  static constexpr size_t kPoolTarget = 1024;
   uint64_t nonce_state_ = 0;               // guarded by mu_
   static constexpr size_t kMaxFree = 4096;
   bool stopping_ = false;

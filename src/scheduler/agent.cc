@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -51,12 +52,28 @@ size_t DeliveryAgent::run_once() {
 }
 
 void DeliveryAgent::worker() {
-  // Accepting mail comes first: under CPU contention the SMTP threads win,
-  // and deliveries catch up as soon as there is spare CPU (the queue is
-  // durable, so nothing is at risk meanwhile). With spare CPU the nice
-  // value changes nothing.
-  if (options_.nice > 0) ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), options_.nice);
+  // Accepting mail comes first: clients wait for our replies, deliveries
+  // wait for nobody, and the queue is durable. So while the backlog is
+  // moderate, workers run in the SCHED_IDLE class: they use the CPU time the
+  // SMTP threads leave (and every moment they wait for the disk or for a
+  // sync). A backlog of kIdleBacklog messages or more means acceptance is
+  // outrunning delivery: the workers then compete at normal priority (nice
+  // `options_.nice`), so the queue cannot grow without bound.
+  bool idle_class = false;
+  auto set_class = [&](bool idle) {
+    sched_param param{};
+    if (options_.yield_to_smtp && idle) {
+      idle_class = ::sched_setscheduler(0, SCHED_IDLE, &param) == 0;
+    } else {
+      if (idle_class) ::sched_setscheduler(0, SCHED_OTHER, &param);
+      idle_class = false;
+      if (options_.nice > 0) ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), options_.nice);
+    }
+  };
+  set_class(true);
   while (!stopping_) {
+    bool want_idle = queue_.size() < kIdleBacklog;
+    if (want_idle != idle_class && options_.yield_to_smtp) set_class(want_idle);
     // Lease whatever is due (up to kMaxBatch): under load a worker delivers
     // a burst of messages with one round of syncs.
     auto batch = queue_.take_ready(clock_.now(), kMaxBatch);

@@ -23,7 +23,8 @@ namespace tern::scheduler {
 struct AgentOptions {
   std::vector<std::string> local_domains;  // lower-cased
   size_t workers = 4;
-  int nice = 10;  // scheduling priority of the workers relative to the SMTP threads (0 = same)
+  int nice = 10;  // scheduling priority of the workers when they compete with the SMTP threads
+  bool yield_to_smtp = true;  // SCHED_IDLE while the backlog is below DeliveryAgent::kIdleBacklog
 };
 
 class DeliveryAgent {
@@ -48,6 +49,8 @@ class DeliveryAgent {
   // bound what a crash can deliver twice (a batch whose Maildir files are
   // durable but whose completion is not yet): workers x kMaxBatch.
   static constexpr size_t kMaxBatch = 16;
+  // Queued messages at which delivery stops yielding the CPU to SMTP.
+  static constexpr size_t kIdleBacklog = 20000;
 
  private:
   void worker();

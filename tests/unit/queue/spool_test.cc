@@ -498,21 +498,40 @@ size_t count_files(const std::string& dir) {
   return n;
 }
 
+// Waits until the pool thread has stocked free/ (it then rests until the
+// pool runs low), so that inode checks below are not racing it.
+void wait_for_full_pool(const std::string& dir) {
+  for (int i = 0; i < 1000 && count_files(dir + "/free") < 1024; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_GE(count_files(dir + "/free"), 1024u);
+}
+
+std::set<ino_t> inodes_in(const std::string& dir) {
+  std::set<ino_t> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    struct stat st;
+    if (::stat(e.path().c_str(), &st) == 0) out.insert(st.st_ino);
+  }
+  return out;
+}
+
 TEST(SpoolRecycling, FinishedFilesAreReusedWithTheirOldContentGone) {
   TempDir tmp;
   std::string dir = tmp.sub("queue");
   auto spool = open_spool(dir);
+  wait_for_full_pool(dir);
   std::string first = write_message(*spool, make_envelope(1), std::string(10000, 'x') + "\r\n");
   struct stat before;
   ASSERT_EQ(::stat((dir + "/" + first).c_str(), &before), 0);
   ASSERT_TRUE(spool->remove(first));
-  EXPECT_EQ(count_files(dir + "/free"), 1u);
+  size_t pooled = count_files(dir + "/free");
   std::string second = write_message(*spool, make_envelope(2), "short\r\n");
   EXPECT_NE(second, first);
-  EXPECT_EQ(count_files(dir + "/free"), 0u);
+  EXPECT_EQ(count_files(dir + "/free"), pooled - 1);
   struct stat after;
   ASSERT_EQ(::stat((dir + "/" + second).c_str(), &after), 0);
-  EXPECT_EQ(after.st_ino, before.st_ino);  // same inode: no allocation
+  EXPECT_EQ(after.st_ino, before.st_ino);  // the file just finished is reused first (LIFO)
   auto content = spool->read_content(second);
   ASSERT_TRUE(content);
   EXPECT_EQ(*content, "short\r\n");
@@ -521,6 +540,19 @@ TEST(SpoolRecycling, FinishedFilesAreReusedWithTheirOldContentGone) {
   ASSERT_EQ(recovered->size(), 1u);
   EXPECT_EQ((*recovered)[0].id, second);
   EXPECT_EQ((*recovered)[0].recipients.size(), 2u);
+}
+
+TEST(SpoolRecycling, PoolIsStockedAheadSoCreateNeedsNoNewInode) {
+  TempDir tmp;
+  std::string dir = tmp.sub("queue");
+  auto spool = open_spool(dir);
+  wait_for_full_pool(dir);
+  std::set<ino_t> pooled = inodes_in(dir + "/free");
+  std::string id = write_message(*spool, make_envelope(1), "hello\r\n");
+  struct stat st;
+  ASSERT_EQ(::stat((dir + "/" + id).c_str(), &st), 0);
+  EXPECT_TRUE(pooled.count(st.st_ino)) << "create() allocated a new file instead of taking a pooled one";
+  EXPECT_EQ(*spool->read_content(id), "hello\r\n");
 }
 
 TEST(SpoolRecycling, StaleRecycledFileUnderANewNameIsNeverRedelivered) {
