@@ -1,7 +1,7 @@
 # tern developer entry points. On a fresh Debian 12 machine, as root:
 #   make run    install what is missing, build, start tern on the embedded default config
 #   make test   install what is missing, build, run every test (unit, fuzz corpora, integration)
-# Other targets: make build | make asan-test | make fuzz | make bench | make format | make clean
+# Other targets: make build | make asan-test | make fuzz | make bench | make bench-dkim | make format | make clean
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -17,7 +17,7 @@ PACKAGES := build-essential cmake ninja-build ccache pkg-config git \
   python3 python3-pytest python3-aiosmtpd python3-dkim python3-spf python3-dnspython \
   swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl libdigest-hmac-perl postfix dovecot-core dovecot-lmtpd dnsmasq-base iproute2 procps
 
-.PHONY: all deps build run test unit integration asan-test fuzz bench clean format
+.PHONY: all deps build run test unit integration asan-test fuzz bench bench-dkim clean format
 
 all: build
 
@@ -67,6 +67,10 @@ fuzz: deps $(FUZZ_BUILD)/build.ninja
 
 bench: build
 	bench/accept
+
+# DKIM hashing/verification speed next to `openssl speed` (issue: body hashing >= 60% of sha256)
+bench-dkim: build
+	bench/dkim $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
