@@ -17,7 +17,7 @@ PACKAGES := build-essential cmake ninja-build ccache pkg-config git \
   python3 python3-pytest python3-aiosmtpd python3-dkim python3-spf python3-dnspython \
   swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl libdigest-hmac-perl postfix dovecot-core dovecot-lmtpd dnsmasq-base iproute2 procps
 
-.PHONY: all deps build run test unit integration asan-test fuzz bench bench-dkim clean format
+.PHONY: all deps build run test unit suites integration asan-test fuzz bench bench-dkim clean format
 
 all: build
 
@@ -47,8 +47,16 @@ unit: build
 integration:
 	TERN_BIN=$(CURDIR)/$(BUILD)/tern $(PY) -m pytest -q -p no:cacheprovider tests/integration
 
+# The published test suites (SPF, DKIM, DMARC, ARC) run inside ctest; this
+# prints their pass counts (ctest hides the output of passing tests).
+SUITE_TESTS := auth_spf_suite_test auth_dkim_suites_test auth_dmarc_test auth_dmarc_authheaders_test auth_arc_test
+suites:
+	@echo "== published test suites =="
+	@for t in $(SUITE_TESTS); do ./$(BUILD)/tests/unit/auth/$$t 2>/dev/null | grep -E "[0-9]+/[0-9]+ (passed|cases pass|signatures pass|canonicalizations)" || true; done
+
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+	@$(MAKE) --no-print-directory suites
 	TERN_BIN=$(CURDIR)/$(BUILD)/tern $(PY) -m pytest -q -p no:cacheprovider tests/integration
 
 $(ASAN_BUILD)/build.ninja:
