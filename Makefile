@@ -70,8 +70,9 @@ $(FUZZ_BUILD)/build.ninja:
 	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTERN_FUZZ=ON
 
 # Builds the libFuzzer binaries; run one with e.g. build-fuzz/tests/fuzz/fuzz_smtp_command tests/fuzz/corpus/smtp_command
+FUZZ_TARGETS = $(patsubst tests/fuzz/%.cmake,fuzz_%,$(wildcard tests/fuzz/*.cmake))
 fuzz: deps $(FUZZ_BUILD)/build.ninja
-	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(FUZZ_TARGETS)
 
 bench: build
 	bench/accept

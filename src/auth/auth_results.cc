@@ -270,11 +270,15 @@ Result<ParsedAuthResults> parse_auth_results(std::string_view value, bool arc) {
   if (sc.peek() == '"') {
     if (!sc.quoted(out.authserv_id)) return malformed("bad authserv-id");
   } else {
-    while (!sc.at_end() && sc.peek() != ';' && sc.peek() != '(' && sc.peek() != ' ' && sc.peek() != '\t' &&
-           sc.peek() != '\r' && sc.peek() != '\n' && !is_ctl(static_cast<unsigned char>(sc.peek()))) {
+    // authserv-id = value = token / quoted-string (RFC 8601 §2.2, RFC 2045
+    // §5.1: a token has no SPACE, CTLs or tspecials such as '=' or ';').
+    static constexpr std::string_view kTspecials = "()<>@,;:\\\"/[]?=";
+    while (!sc.at_end() && sc.peek() != ' ' && sc.peek() != '\t' && !is_ctl(static_cast<unsigned char>(sc.peek())) &&
+           kTspecials.find(sc.peek()) == std::string_view::npos) {
       out.authserv_id += sc.peek();
       sc.consume(sc.peek());
     }
+    if (!sc.at_end() && sc.peek() == '=') return malformed("bad authserv-id");
   }
   if (out.authserv_id.empty()) return malformed("missing authserv-id");
   if (!sc.skip_cfws()) return malformed("bad comment");
