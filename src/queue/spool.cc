@@ -264,13 +264,8 @@ Result<Spool::FileInfo> Spool::file_info(const std::string& id) {
     auto it = files_.find(id);
     if (it != files_.end()) return it->second;
   }
-  std::string path = path_for(id);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return io_error(path, errno);
-  FdCloser closer(fd);
-  auto scan = scan_fd(fd);
+  auto scan = scan_committed(id);
   if (!scan) return scan.error();
-  if (!scan->committed) return Error::local("spool: " + id + " is not committed: " + scan->problem);
   FileInfo info{scan->nonce, scan->valid_end};
   set_file_info(id, info);
   return info;
@@ -361,8 +356,7 @@ int Spool::take_recycled_fd(const std::string& path) {
   }
 }
 
-Result<Envelope> Spool::load(const std::string& id) const {
-  if (!is_queue_id(id)) return Error::local("spool: bad queue id '" + id + "'");
+Result<ScanResult> Spool::scan_committed(const std::string& id) const {
   std::string path = path_for(id);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return io_error(path, errno);
@@ -370,6 +364,13 @@ Result<Envelope> Spool::load(const std::string& id) const {
   auto scan = scan_fd(fd);
   if (!scan) return scan.error();
   if (!scan->committed) return Error::local("spool: " + id + " is not committed: " + scan->problem);
+  return scan;
+}
+
+Result<Envelope> Spool::load(const std::string& id) const {
+  if (!is_queue_id(id)) return Error::local("spool: bad queue id '" + id + "'");
+  auto scan = scan_committed(id);
+  if (!scan) return scan.error();
   scan->envelope.id = id;
   return std::move(scan->envelope);
 }

@@ -28,6 +28,7 @@
 #include "base/result.h"
 #include "queue/envelope.h"
 #include "queue/queue_id.h"
+#include "queue/record.h"
 
 namespace tern::queue {
 
@@ -176,6 +177,8 @@ class Spool {
     uint64_t end = 0;
   };
   Result<FileInfo> file_info(const std::string& id);
+  // Scans a committed message file (error when missing or uncommitted).
+  Result<ScanResult> scan_committed(const std::string& id) const;
   void set_file_info(const std::string& id, FileInfo info);
 
   const std::string dir_;

@@ -19,28 +19,15 @@
 #include "auth/dkim_tags.h"
 #include "base/strings.h"
 #include "dns/fake_resolver.h"
+#include "test_support.h"
 
 namespace tern::auth::arc {
 namespace {
 
-template <class T>
-T run_sync(boost::asio::awaitable<T> aw) {
-  boost::asio::io_context ctx;
-  auto fut = boost::asio::co_spawn(ctx, std::move(aw), boost::asio::use_future);
-  ctx.run();
-  return fut.get();
-}
+using tern::testing::run_sync;
+using tern::testing::to_crlf;
 
 const std::string kSuiteDir = std::string(TERN_SHARED_DIR) + "/testsuites/arc-test-suite/";
-
-std::string to_crlf(const std::string& lf) {
-  std::string out;
-  for (size_t i = 0; i < lf.size(); ++i) {
-    if (lf[i] == '\n' && (i == 0 || lf[i - 1] != '\r')) out += '\r';
-    out += lf[i];
-  }
-  return out;
-}
 
 std::vector<YAML::Node> load_all(const std::string& file) {
   std::string path = kSuiteDir + file;

@@ -24,8 +24,12 @@
 #include "auth/dkim.h"
 #include "base/strings.h"
 #include "dns/fake_resolver.h"
+#include "test_support.h"
 
 namespace {
+
+using tern::testing::run_sync;
+using tern::testing::to_crlf;
 
 using namespace tern;
 using namespace tern::auth;
@@ -37,15 +41,6 @@ bool read_whole(const std::string& path, std::string& out) {
   ss << in.rdbuf();
   out = ss.str();
   return true;
-}
-
-std::string to_crlf(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r')) out.push_back('\r');
-    out.push_back(s[i]);
-  }
-  return out;
 }
 
 bool load_dns(const std::string& path, dns::FakeResolver& resolver) {
@@ -60,14 +55,6 @@ bool load_dns(const std::string& path, dns::FakeResolver& resolver) {
     resolver.add_txt(line.substr(0, sp), line.substr(sp + 5));
   }
   return true;
-}
-
-template <class T>
-T run_sync(boost::asio::awaitable<T> aw) {
-  boost::asio::io_context ctx;
-  auto fut = boost::asio::co_spawn(ctx, std::move(aw), boost::asio::use_future);
-  ctx.run();
-  return fut.get();
 }
 
 int usage() {

@@ -17,22 +17,18 @@
 #include "auth/dkim.h"
 #include "base/strings.h"
 #include "dns/fake_resolver.h"
+#include "test_support.h"
 
 namespace tern::auth::dkim {
 namespace {
+
+using tern::testing::run_sync;
+using tern::testing::to_crlf;
 
 namespace fsys = std::filesystem;
 
 const fsys::path kSuites = fsys::path(TERN_SHARED_DIR) / "testsuites";
 constexpr int64_t kNow = 1710000000;  // after every t= in the vectors
-
-template <class T>
-T run_sync(boost::asio::awaitable<T> aw) {
-  boost::asio::io_context ctx;
-  auto fut = boost::asio::co_spawn(ctx, std::move(aw), boost::asio::use_future);
-  ctx.run();
-  return fut.get();
-}
 
 std::string read(const fsys::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -40,16 +36,6 @@ std::string read(const fsys::path& p) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-std::string to_crlf(std::string_view lf) {
-  std::string out;
-  out.reserve(lf.size() + lf.size() / 32);
-  for (size_t i = 0; i < lf.size(); ++i) {
-    if (lf[i] == '\n' && (i == 0 || lf[i - 1] != '\r')) out.push_back('\r');
-    out.push_back(lf[i]);
-  }
-  return out;
 }
 
 mail::Message parse_message(const std::string& crlf) {

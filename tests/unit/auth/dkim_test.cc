@@ -13,9 +13,12 @@
 #include "auth/dkim.h"
 #include "base/strings.h"
 #include "dns/fake_resolver.h"
+#include "test_support.h"
 
 namespace tern::auth::dkim {
 namespace {
+
+using tern::testing::run_sync;
 
 constexpr int64_t kNow = 1700000000;
 
@@ -43,14 +46,6 @@ constexpr const char* kMessage =
     "\r\n"
     "bye\r\n"
     "\r\n";
-
-template <class T>
-T run_sync(boost::asio::awaitable<T> aw) {
-  boost::asio::io_context ctx;
-  auto fut = boost::asio::co_spawn(ctx, std::move(aw), boost::asio::use_future);
-  ctx.run();
-  return fut.get();
-}
 
 std::string b64_sha256(std::string_view s) { return base64_encode(crypto::sha256(s)); }
 std::string bh(Canon c, std::string_view body, std::optional<uint64_t> l = std::nullopt) {

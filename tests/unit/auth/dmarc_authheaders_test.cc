@@ -20,17 +20,13 @@
 #include "base/strings.h"
 #include "dns/fake_resolver.h"
 #include "mail/message.h"
+#include "test_support.h"
 
 namespace tern::auth::dmarc {
 namespace {
 
-template <class T>
-T run_sync(boost::asio::awaitable<T> aw) {
-  boost::asio::io_context ctx;
-  auto fut = boost::asio::co_spawn(ctx, std::move(aw), boost::asio::use_future);
-  ctx.run();
-  return fut.get();
-}
+using tern::testing::run_sync;
+using tern::testing::to_crlf;
 
 const std::string kDir = std::string(TERN_SHARED_DIR) + "/testsuites/dmarc/";
 
@@ -38,15 +34,6 @@ std::string read(const std::string& path) {
   auto r = fs::read_file(path);
   EXPECT_TRUE(r) << path;
   return r ? *r : std::string();
-}
-
-std::string to_crlf(const std::string& lf) {
-  std::string out;
-  for (size_t i = 0; i < lf.size(); ++i) {
-    if (lf[i] == '\n' && (i == 0 || lf[i - 1] != '\r')) out += '\r';
-    out += lf[i];
-  }
-  return out;
 }
 
 // Removes (possibly nested, escaped) comments outside quoted strings and collapses whitespace.

@@ -16,17 +16,12 @@
 
 #include "base/strings.h"
 #include "dns/fake_resolver.h"
+#include "test_support.h"
 
 namespace tern::auth::dmarc {
 namespace {
 
-template <class T>
-T run_sync(boost::asio::awaitable<T> aw) {
-  boost::asio::io_context ctx;
-  auto fut = boost::asio::co_spawn(ctx, std::move(aw), boost::asio::use_future);
-  ctx.run();
-  return fut.get();
-}
+using tern::testing::run_sync;
 
 // Number of assertion results recorded so far in the running test: a case
 // passed when it added none.

@@ -11,20 +11,15 @@
 #include "auth/spf.h"
 #include "auth/spf_record.h"
 #include "dns/fake_resolver.h"
+#include "test_support.h"
 
 namespace tern::auth {
 namespace {
 
+using tern::testing::run_sync;
+
 namespace asio = boost::asio;
 using Code = SpfResult::Code;
-
-template <class T>
-T run_sync(asio::awaitable<T> aw) {
-  asio::io_context ctx;
-  auto fut = asio::co_spawn(ctx, std::move(aw), asio::use_future);
-  ctx.run();
-  return fut.get();
-}
 
 IpAddress ip(const char* s) { return *IpAddress::parse(s); }
 
