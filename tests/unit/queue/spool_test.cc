@@ -588,6 +588,7 @@ TEST(SpoolRecycling, StateAppendedToAReusedLongerFileSurvivesRecovery) {
   std::string id;
   {
     auto spool = open_spool(dir);
+    wait_for_full_pool(dir);  // then the file just removed is the one reused (LIFO)
     std::string big = write_message(*spool, make_envelope(3), std::string(200000, 'b') + "\r\n");
     ASSERT_TRUE(spool->remove(big));
     id = write_message(*spool, make_envelope(2), "short\r\n");
