@@ -398,16 +398,11 @@ std::string join_from(const std::vector<std::string_view>& labels, size_t first)
   return out;
 }
 
-// RFC 9989 §4.10.1 DNS tree walk for the policy record.
-boost::asio::awaitable<DmarcResult> discover_tree_walk(dns::Resolver& resolver, const std::string& from) {
-  DmarcResult r;
-  r.from_domain = from;
-  r.record_domain = from;
-  Lookup l = co_await lookup_policy(resolver, from);
-  if (l.kind != Lookup::kAbsent) {
-    apply_lookup(r, l);
-    co_return r;
-  }
+// RFC 9989 §4.10.1 DNS tree walk for the policy record, above `from` (whose
+// own record the caller already looked up and found absent).
+boost::asio::awaitable<DmarcResult> discover_tree_walk(dns::Resolver& resolver, const std::string& from,
+                                                       const DmarcResult& base) {
+  DmarcResult r = base;
   auto labels = labels_of(from);
   size_t start = 1;
   if (labels.size() > kMaxTreeWalkLabels) start = labels.size() - (kMaxTreeWalkLabels - 1);
@@ -435,8 +430,6 @@ boost::asio::awaitable<DmarcResult> discover(dns::Resolver& resolver, std::strin
     r.error = "invalid From domain";
     co_return r;
   }
-  if (options.tree_walk) co_return co_await discover_tree_walk(resolver, from);
-
   DmarcResult r;
   r.from_domain = from;
   r.record_domain = from;
@@ -446,6 +439,7 @@ boost::asio::awaitable<DmarcResult> discover(dns::Resolver& resolver, std::strin
     apply_lookup(r, l);
     co_return r;
   }
+  if (options.tree_walk) co_return co_await discover_tree_walk(resolver, from, r);
   // Steps 3-4: the Organizational Domain, if different.
   std::string org = organizational_domain(from);
   if (org.empty() || org == from) {
