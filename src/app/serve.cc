@@ -135,6 +135,7 @@ int serve(const config::Config& cfg_in) {
     delivery::MaildirOptions o;
     o.path_template = cfg.delivery.maildir;
     o.hostname = cfg.server.hostname;
+    o.detail_folder = cfg.delivery.detail_folder;
     transport = std::make_unique<delivery::MaildirTransport>(o);
   }
   scheduler::AgentOptions agent_opts;

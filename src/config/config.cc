@@ -238,7 +238,8 @@ Config walk(const toml::table& root, const std::string& origin) {
   }
 
   if (const auto* t = w.table(root, "delivery", "")) {
-    w.check_keys(*t, "delivery", {"maildir", "lmtp", "workers"});
+    w.check_keys(*t, "delivery", {"maildir", "lmtp", "workers", "detail_folder"});
+    if (auto v = w.boolean(*t, "detail_folder", "delivery")) cfg.delivery.detail_folder = *v;
     if (auto v = w.string(*t, "maildir", "delivery")) cfg.delivery.maildir = *v;
     if (auto v = w.string(*t, "lmtp", "delivery")) {
       bool ok = istarts_with(*v, "unix:") ? v->size() > 5 : HostPort::parse(*v, 24).has_value();

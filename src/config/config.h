@@ -71,6 +71,9 @@ struct Config {
     std::string maildir;  // path template, {domain} {user} {local}
     std::string lmtp;     // "unix:/path" or "host:port"
     uint32_t workers = 4; // local delivery threads
+    // Maildir: deliver user+detail@ into the Maildir++ folder ".detail" when
+    // that folder exists (never created on demand).
+    bool detail_folder = false;
   } delivery;
 
   struct Aliases {

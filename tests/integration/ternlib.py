@@ -88,7 +88,7 @@ class TernServer:
     def __init__(self, root, name="tern", cert=None, key=None, local_domains=(LOCAL_DOMAIN, OTHER_DOMAIN),
                  accounts=None, aliases=DEFAULT_ALIASES, trusted_networks=(), limits=None, lmtp=None,
                  listeners=("mx", "submission", "submissions"), queue=None, delivery_workers=None, user=None,
-                 dns=None, authserv_id=None):
+                 dns=None, authserv_id=None, detail_folder=False):
         self.root = os.path.join(root, name)
         os.makedirs(self.root, exist_ok=True)
         self.hostname = "mx.example.test"
@@ -123,6 +123,8 @@ class TernServer:
             lines += ["maildir = " + toml_str(self.mail_root + "/{domain}/{user}")]
         if delivery_workers:
             lines += ["workers = %d" % delivery_workers]
+        if detail_folder:
+            lines += ["detail_folder = true"]
         lines += ["", "[aliases]", "file = " + toml_str(self.aliases_path), ""]
         lines += ["[accounts]", "file = " + toml_str(self.accounts_path), ""]
         if queue:

@@ -146,3 +146,20 @@ def test_forged_authentication_results_with_our_authserv_id_are_removed(tern):
     assert msg["Subject"] == "forged A-R"
     assert "Authentication-Results: mx.example.test; in the body stays" in msg.get_payload()
     assert "forged_auth_results_removed" in tern.log_tail()
+
+
+def test_detail_folder_delivers_into_an_existing_maildirplusplus_folder(tern_factory):
+    # [delivery] detail_folder: alice+lists@ goes to .lists when it exists;
+    # a detail without a folder still reaches the inbox (never auto-created).
+    t = tern_factory(detail_folder=True, start=False)
+    folder = os.path.join(t.maildir("alice"), ".lists")
+    for sub in ("tmp", "new", "cur"):
+        os.makedirs(os.path.join(folder, sub), exist_ok=True)
+    t.start()
+    assert swaks(t, "alice+lists@example.test", subject="to the folder").returncode == 0
+    assert swaks(t, "alice+other@example.test", subject="to the inbox").returncode == 0
+    [in_folder] = wait_for_messages(folder, 1)
+    assert in_folder["Subject"] == "to the folder"
+    inbox = wait_for_messages(t.maildir("alice"), 1)
+    assert [m["Subject"] for m in inbox] == ["to the inbox"]
+    assert not os.path.exists(os.path.join(t.maildir("alice"), ".other"))

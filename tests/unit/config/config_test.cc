@@ -108,6 +108,17 @@ TEST(Config, DnsAndAuth) {
   EXPECT_EQ(bad.error().text, "b.toml:5: dns.nameservers: \"x@53\" is not IP or IP@PORT");
 }
 
+TEST(Config, DetailFolder) {
+  auto c = load_string("[[listener]]\nrole = \"mx\"\naddress = \"127.0.0.1:25\"\n[delivery]\ndetail_folder = true\n",
+                       "f.toml");
+  ASSERT_TRUE(c) << c.error().text;
+  EXPECT_TRUE(c->delivery.detail_folder);
+  auto bad = load_string("[[listener]]\nrole = \"mx\"\naddress = \"127.0.0.1:25\"\n[delivery]\ndetail_folder = 1\n",
+                         "g.toml");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().text, "g.toml:5: delivery.detail_folder: must be true or false");
+}
+
 TEST(Config, Durations) {
   EXPECT_EQ(parse_duration("5m"), 300u);
   EXPECT_EQ(parse_duration("1h20m"), 4800u);
