@@ -58,7 +58,7 @@ std::atomic<uint64_t> g_session_counter{0};
 
 class Session;
 // Sessions of the current event-loop thread, for graceful shutdown.
-thread_local std::set<Session*>* t_sessions = nullptr;
+thread_local std::set<Session*> t_sessions;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -79,15 +79,13 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     peer_ = peer_ip_.to_string();
     trusted_ = server_.is_trusted(peer_ip_);
-    if (t_sessions == nullptr) t_sessions = new std::set<Session*>();
-    t_sessions->insert(this);
+    t_sessions.insert(this);
   }
 
-  ~Session() { t_sessions->erase(this); }
+  ~Session() { t_sessions.erase(this); }
 
   static void shutdown_all_on_this_thread() {
-    if (t_sessions == nullptr) return;
-    for (Session* s : *t_sessions) s->on_shutdown();
+    for (Session* s : t_sessions) s->on_shutdown();
   }
 
   asio::awaitable<void> run();
