@@ -39,18 +39,6 @@ int usage_error(const std::string& msg) {
   return 2;
 }
 
-// Message files and pipes often use LF line ends; DKIM and ARC work on the
-// SMTP form (CRLF), so bare LFs become CRLF. Bare CRs are left alone.
-std::string to_crlf(std::string_view in) {
-  std::string out;
-  out.reserve(in.size() + in.size() / 40);
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '\n' && (i == 0 || in[i - 1] != '\r')) out.push_back('\r');
-    out.push_back(in[i]);
-  }
-  return out;
-}
-
 std::string read_stdin() {
   std::string data((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   return data;
@@ -66,7 +54,7 @@ Result<mail::Message> read_message(const std::string& path) {
     text = std::move(*t);
   }
   if (text.empty()) return Error::perm("5.6.0", "empty message");
-  auto m = mail::Message::parse(to_crlf(text));
+  auto m = mail::Message::parse(mail::to_crlf(text));
   if (!m) return Error::perm("5.6.0", "not an RFC 5322 message: " + m.error().text);
   return m;
 }
@@ -147,20 +135,35 @@ int dkim_keygen(const std::map<std::string, std::string>& o) {
   return 0;
 }
 
+// What `dkim sign` and `arc seal` both need: --key, --domain, --selector
+// and the message (--message FILE or standard input).
+struct SignerInput {
+  auth::crypto::PrivateKey key;
+  std::string domain, selector;
+  mail::Message message;
+};
+
+Result<SignerInput> load_signer(const std::map<std::string, std::string>& o) {
+  auto key = auth::dkim::load_private_key(o.at("key"));
+  if (!key) return Error::perm("5.0.0", "--key " + o.at("key") + ": " + key.error().text);
+  auto message = read_message(opt(o, "message"));
+  if (!message) return message.error();
+  return SignerInput{std::move(*key), to_lower(o.at("domain")), to_lower(o.at("selector")), std::move(*message)};
+}
+
 int dkim_sign(const std::map<std::string, std::string>& o) {
   std::string problem;
   if (!check_options(o, {"key", "domain", "selector", "headers", "message"}, {"key", "domain", "selector"},
                      problem)) {
     return usage_error(problem);
   }
-  auto key = auth::dkim::load_private_key(o.at("key"));
-  if (!key) return fail("--key " + o.at("key") + ": " + key.error().text);
-  auto message = read_message(opt(o, "message"));
-  if (!message) return fail(message.error().text);
+  auto in = load_signer(o);
+  if (!in) return fail(in.error().text);
+  auto& message = in->message;
   auth::dkim::SignOptions so;
-  so.domain = to_lower(o.at("domain"));
-  so.selector = to_lower(o.at("selector"));
-  so.key = std::move(*key);
+  so.domain = std::move(in->domain);
+  so.selector = std::move(in->selector);
+  so.key = std::move(in->key);
   if (o.count("headers")) {
     for (auto h : split(o.at("headers"), ':')) {
       for (auto h2 : split(h, ',')) {
@@ -169,9 +172,9 @@ int dkim_sign(const std::map<std::string, std::string>& o) {
       }
     }
   }
-  auto field = auth::dkim::sign(*message, so);
+  auto field = auth::dkim::sign(message, so);
   if (!field) return fail(field.error().text);
-  std::string out = *field + message->text();
+  std::string out = *field + message.text();
   std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;
 }
@@ -225,23 +228,22 @@ int arc_seal(const std::map<std::string, std::string>& o, const config::Config& 
                      problem)) {
     return usage_error(problem);
   }
-  auto key = auth::dkim::load_private_key(o.at("key"));
-  if (!key) return fail("--key " + o.at("key") + ": " + key.error().text);
-  auto message = read_message(opt(o, "message"));
-  if (!message) return fail(message.error().text);
+  auto in = load_signer(o);
+  if (!in) return fail(in.error().text);
+  auto& message = in->message;
   std::string authserv_id = opt(o, "authserv-id", cfg.auth.authserv_id);
   // The chain status we seal with is our own validation of what arrived.
   auth::arc::VerifyOptions vo;
-  auto chain = run_with_dns<auth::arc::ArcResult>(cfg, [&](dns::Resolver& r) { return auth::arc::verify(r, *message, vo); });
+  auto chain = run_with_dns<auth::arc::ArcResult>(cfg, [&](dns::Resolver& r) { return auth::arc::verify(r, message, vo); });
   if (!chain) return fail(chain.error().text);
-  std::string payload = auth::arc::consolidate_auth_results(*message, authserv_id);
+  std::string payload = auth::arc::consolidate_auth_results(message, authserv_id);
   auth::arc::SealOptions so;
-  so.domain = to_lower(o.at("domain"));
-  so.selector = to_lower(o.at("selector"));
-  so.key = std::move(*key);
-  auto fields = auth::arc::seal(*message, chain->status, payload, so);
+  so.domain = std::move(in->domain);
+  so.selector = std::move(in->selector);
+  so.key = std::move(in->key);
+  auto fields = auth::arc::seal(message, chain->status, payload, so);
   if (!fields) return fail(fields.error().text);
-  std::string out = *fields + message->text();
+  std::string out = *fields + message.text();
   std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;
 }

@@ -7,6 +7,16 @@
 
 namespace tern::mail {
 
+std::string to_crlf(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 32);
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\n' && (i == 0 || text[i - 1] != '\r')) out.push_back('\r');
+    out.push_back(text[i]);
+  }
+  return out;
+}
+
 namespace {
 
 Error parse_error(std::string text) { return Error::perm("5.6.0", "invalid header: " + std::move(text), 554); }

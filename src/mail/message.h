@@ -35,6 +35,10 @@ struct MessageLimits {
   size_t max_header_bytes = 1024 * 1024;     // the header section
 };
 
+// Message files and pipes often use LF line ends; DKIM and ARC work on the
+// SMTP form (CRLF). Bare LFs become CRLF; existing CRLF and bare CRs stay.
+std::string to_crlf(std::string_view text);
+
 class Message {
  public:
   Message() = default;

@@ -1,6 +1,6 @@
 // Helpers shared by the authentication tests and test tools: run a library
-// coroutine to completion on a private io_context, and turn the LF line ends
-// of the published suites' message files into SMTP's CRLF.
+// coroutine to completion on a private io_context, and mail::to_crlf for the
+// LF line ends of the published suites' message files.
 #pragma once
 
 #include <boost/asio/co_spawn.hpp>
@@ -8,6 +8,8 @@
 #include <boost/asio/use_future.hpp>
 #include <string>
 #include <string_view>
+
+#include "mail/message.h"
 
 namespace tern::testing {
 
@@ -19,15 +21,7 @@ T run_sync(boost::asio::awaitable<T> aw) {
   return fut.get();
 }
 
-// Bare LF becomes CRLF; existing CRLF pairs stay.
-inline std::string to_crlf(std::string_view lf) {
-  std::string out;
-  out.reserve(lf.size() + lf.size() / 32);
-  for (size_t i = 0; i < lf.size(); ++i) {
-    if (lf[i] == '\n' && (i == 0 || lf[i - 1] != '\r')) out.push_back('\r');
-    out.push_back(lf[i]);
-  }
-  return out;
-}
+// The suites' message files use LF line ends (see mail::to_crlf).
+using mail::to_crlf;
 
 }  // namespace tern::testing
