@@ -138,13 +138,254 @@ bool valid_hostname(std::string_view h) {
   return true;
 }
 
+bool valid_transport_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+              c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// A DKIM selector is one or more sub-domain labels (RFC 6376 §3.1).
+bool valid_selector(std::string_view selector) { return valid_hostname(selector); }
+
+// "alice@example.test": a non-empty local part (at most 64 octets, RFC 5321
+// §4.5.3.1.1) and a valid domain. Only the shape is checked here; the account
+// itself lives in the accounts file.
+bool valid_account_address(std::string_view address) {
+  auto at = address.rfind('@');
+  if (at == std::string_view::npos || at == 0 || at > 64) return false;
+  for (char c : address.substr(0, at)) {
+    if (static_cast<unsigned char>(c) <= ' ' || c == '@') return false;
+  }
+  return valid_hostname(address.substr(at + 1));
+}
+
+bool is_local_domain(const Config& cfg, const std::string& domain) {
+  for (const auto& d : cfg.domains.local) {
+    if (d == domain) return true;
+  }
+  return false;
+}
+
+// [[transport]] tables; kind-specific keys are required or refused so that a
+// transport never carries a setting it would silently ignore.
+void walk_transports(const Walker& w, const toml::table& root, Config& cfg) {
+  const toml::node* n = root.get("transport");
+  if (n == nullptr) return;
+  if (!n->is_array_of_tables()) w.fail(n, "transport", "must be an array of tables ([[transport]])");
+  for (const auto& e : *n->as_array()) {
+    const auto& t = *e.as_table();
+    w.check_keys(t, "transport", {"name", "kind", "host", "auth_user", "auth_password_file", "message"});
+    Transport tr;
+    auto name = w.string(t, "name", "transport");
+    if (!name) w.fail(&e, "transport.name", "missing");
+    if (!valid_transport_name(*name)) {
+      w.fail(t.get("name"), "transport.name", "must be 1-64 letters, digits, '-', '_' or '.'");
+    }
+    if (*name == kDirectTransport) w.fail(t.get("name"), "transport.name", "\"direct\" is reserved (it always exists)");
+    if (cfg.find_transport(*name) != nullptr) {
+      w.fail(t.get("name"), "transport.name", "duplicate transport \"" + *name + "\"");
+    }
+    tr.name = *name;
+    auto kind = w.string(t, "kind", "transport");
+    if (!kind) w.fail(&e, "transport.kind", "missing (direct | smtp | submission | submissions | socks5 | fail)");
+    static const std::pair<const char*, TransportKind> kKinds[] = {
+        {"direct", TransportKind::kDirect},           {"smtp", TransportKind::kSmtp},
+        {"submission", TransportKind::kSubmission},   {"submissions", TransportKind::kSubmissions},
+        {"socks5", TransportKind::kSocks5},           {"fail", TransportKind::kFail}};
+    bool known_kind = false;
+    for (const auto& [kind_name, value] : kKinds) {
+      if (*kind == kind_name) {
+        tr.kind = value;
+        known_kind = true;
+      }
+    }
+    if (!known_kind) {
+      w.fail(t.get("kind"), "transport.kind", "must be direct, smtp, submission, submissions, socks5 or fail");
+    }
+    const std::string kind_text = "a " + *kind + " transport";
+
+    // host: the next hop; the port defaults to the kind's well-known one.
+    bool needs_host = tr.kind == TransportKind::kSmtp || tr.kind == TransportKind::kSubmission ||
+                      tr.kind == TransportKind::kSubmissions || tr.kind == TransportKind::kSocks5;
+    if (auto host = w.string(t, "host", "transport")) {
+      if (!needs_host) w.fail(t.get("host"), "transport.host", "not used by " + kind_text);
+      uint16_t default_port = tr.kind == TransportKind::kSmtp          ? 25
+                              : tr.kind == TransportKind::kSubmission  ? 587
+                              : tr.kind == TransportKind::kSubmissions ? 465
+                                                                       : 1080;
+      auto hp = HostPort::parse(*host, default_port);
+      if (!hp || hp->port == 0 || (!IpAddress::parse(hp->host) && !valid_hostname(hp->host))) {
+        w.fail(t.get("host"), "transport.host", "must be \"host[:port]\", \"IPv4[:port]\" or \"[IPv6][:port]\"");
+      }
+      tr.host = *hp;
+    } else if (needs_host) {
+      w.fail(&e, "transport.host", "missing (" + kind_text + " needs host)");
+    }
+
+    // SASL credentials (submission, submissions; optional for smtp and socks5).
+    bool needs_auth = tr.kind == TransportKind::kSubmission || tr.kind == TransportKind::kSubmissions;
+    bool allows_auth = needs_auth || tr.kind == TransportKind::kSmtp || tr.kind == TransportKind::kSocks5;
+    for (const char* key : {"auth_user", "auth_password_file"}) {
+      auto v = w.string(t, key, "transport");
+      std::string full = std::string("transport.") + key;
+      if (v && !allows_auth) w.fail(t.get(key), full, "not used by " + kind_text);
+      if (v && v->empty()) w.fail(t.get(key), full, "must not be empty");
+      if (!v && needs_auth) w.fail(&e, full, "missing (" + kind_text + " needs auth_user and auth_password_file)");
+      (std::string_view(key) == "auth_user" ? tr.auth_user : tr.auth_password_file) = v.value_or("");
+    }
+    if (tr.auth_user.empty() != tr.auth_password_file.empty()) {
+      w.fail(&e, tr.auth_user.empty() ? "transport.auth_user" : "transport.auth_password_file",
+             "auth_user and auth_password_file must be set together");
+    }
+
+    if (auto message = w.string(t, "message", "transport")) {
+      if (tr.kind != TransportKind::kFail) w.fail(t.get("message"), "transport.message", "not used by " + kind_text);
+      if (!parse_fail_message(*message)) {
+        w.fail(t.get("message"), "transport.message",
+               "must start with a 4.x.x or 5.x.x enhanced status code, e.g. \"5.7.1 not allowed\"");
+      }
+      tr.message = *message;
+    } else if (tr.kind == TransportKind::kFail) {
+      w.fail(&e, "transport.message", "missing (a fail transport needs the reply, e.g. \"5.7.1 not allowed\")");
+    }
+    cfg.transports.push_back(std::move(tr));
+  }
+}
+
+// A route's domain list: lower-cased, each a domain or ".domain" (subdomains).
+std::vector<std::string> route_domains(const Walker& w, const toml::table& t, std::string_view key,
+                                       const std::string& prefix) {
+  std::vector<std::string> out;
+  for (const auto& [d, node] : w.strings(t, key, prefix)) {
+    std::string_view name = d;
+    if (!name.empty() && name.front() == '.') name.remove_prefix(1);
+    if (!valid_hostname(name)) {
+      w.fail(node, Walker::join(prefix, key), "\"" + d + "\" is not a domain or \".domain\" (subdomains)");
+    }
+    out.push_back(to_lower(d));
+  }
+  return out;
+}
+
+// One route table ([[route]] entry, or an element of a domain's or account's
+// `route` array). `prefix` names it in errors.
+Route walk_route(const Walker& w, const toml::node& e, const std::string& prefix, const Config& cfg) {
+  if (!e.is_table()) w.fail(&e, prefix, "must be a table such as { to_domain = [...], transport = \"...\" }");
+  const auto& t = *e.as_table();
+  w.check_keys(t, prefix, {"from_domain", "to_domain", "minimum_attempts", "transport"});
+  Route r;
+  r.from_domain = route_domains(w, t, "from_domain", prefix);
+  r.to_domain = route_domains(w, t, "to_domain", prefix);
+  if (auto v = w.integer(t, "minimum_attempts", prefix, 0, 10000)) r.minimum_attempts = static_cast<uint32_t>(*v);
+  auto transport = w.string(t, "transport", prefix);
+  if (!transport) w.fail(&e, Walker::join(prefix, "transport"), "missing");
+  if (cfg.find_transport(*transport) == nullptr) {
+    w.fail(t.get("transport"), Walker::join(prefix, "transport"),
+           "unknown transport \"" + *transport + "\" (define it with [[transport]])");
+  }
+  r.transport = *transport;
+  return r;
+}
+
+std::vector<Route> walk_route_array(const Walker& w, const toml::node& n, const std::string& prefix,
+                                    const Config& cfg) {
+  if (!n.is_array()) w.fail(&n, prefix, "must be an array of route tables");
+  std::vector<Route> routes;
+  for (const auto& e : *n.as_array()) routes.push_back(walk_route(w, e, prefix, cfg));
+  return routes;
+}
+
+// [[route]] (global), [domain."x"] route and [account."a@x"] route.
+void walk_routes(const Walker& w, const toml::table& root, Config& cfg) {
+  if (const toml::node* n = root.get("route")) {
+    if (!n->is_array_of_tables()) w.fail(n, "route", "must be an array of tables ([[route]])");
+    cfg.routes = walk_route_array(w, *n, "route", cfg);
+  }
+  if (const auto* domains = w.table(root, "domain", "")) {
+    for (const auto& [key, node] : *domains) {
+      std::string domain = to_lower(key.str());
+      std::string prefix = "domain.\"" + std::string(key.str()) + "\"";
+      if (!node.is_table()) w.fail(&node, prefix, "must be a table");
+      if (!is_local_domain(cfg, domain)) w.fail(&node, prefix, "not a local domain (see domains.local)");
+      if (cfg.domain.count(domain)) w.fail(&node, prefix, "given twice (domains compare case-insensitively)");
+      const auto& t = *node.as_table();
+      w.check_keys(t, prefix, {"route"});
+      Config::DomainSettings settings;
+      if (const toml::node* r = t.get("route")) settings.routes = walk_route_array(w, *r, prefix + ".route", cfg);
+      cfg.domain.emplace(domain, std::move(settings));
+    }
+  }
+  if (const auto* accounts = w.table(root, "account", "")) {
+    for (const auto& [key, node] : *accounts) {
+      std::string address = to_lower(key.str());
+      std::string prefix = "account.\"" + std::string(key.str()) + "\"";
+      if (!node.is_table()) w.fail(&node, prefix, "must be a table");
+      if (!valid_account_address(address)) w.fail(&node, prefix, "not an address such as \"alice@example.test\"");
+      if (cfg.account.count(address)) w.fail(&node, prefix, "given twice (addresses compare case-insensitively)");
+      const auto& t = *node.as_table();
+      w.check_keys(t, prefix, {"route"});
+      Config::AccountSettings settings;
+      if (const toml::node* r = t.get("route")) settings.routes = walk_route_array(w, *r, prefix + ".route", cfg);
+      cfg.account.emplace(address, std::move(settings));
+    }
+  }
+}
+
+// [dkim.sign] "example.test" = [{ selector, key, algorithm }]
+void walk_dkim(const Walker& w, const toml::table& root, Config& cfg) {
+  const auto* dkim = w.table(root, "dkim", "");
+  if (dkim == nullptr) return;
+  w.check_keys(*dkim, "dkim", {"sign"});
+  const auto* sign = w.table(*dkim, "sign", "dkim");
+  if (sign == nullptr) return;
+  for (const auto& [key, node] : *sign) {
+    std::string domain = to_lower(key.str());
+    std::string prefix = "dkim.sign.\"" + std::string(key.str()) + "\"";
+    if (!is_local_domain(cfg, domain)) w.fail(&node, prefix, "not a local domain (see domains.local)");
+    if (cfg.dkim.sign.count(domain)) w.fail(&node, prefix, "given twice (domains compare case-insensitively)");
+    if (!node.is_array() || node.as_array()->empty()) {
+      w.fail(&node, prefix, "must be a non-empty array of { selector = \"...\", key = \"/path/key.pem\" }");
+    }
+    std::vector<DkimSigningKey> keys;
+    for (const auto& e : *node.as_array()) {
+      if (!e.is_table()) w.fail(&e, prefix, "must be an array of { selector = \"...\", key = \"/path/key.pem\" }");
+      const auto& t = *e.as_table();
+      w.check_keys(t, prefix, {"selector", "key", "algorithm"});
+      DkimSigningKey k;
+      auto selector = w.string(t, "selector", prefix);
+      if (!selector) w.fail(&e, prefix + ".selector", "missing");
+      if (!valid_selector(*selector)) w.fail(t.get("selector"), prefix + ".selector", "not a valid selector");
+      k.selector = to_lower(*selector);
+      auto key_file = w.string(t, "key", prefix);
+      if (!key_file) w.fail(&e, prefix + ".key", "missing (path of the PEM private key)");
+      if (key_file->empty()) w.fail(t.get("key"), prefix + ".key", "must not be empty");
+      k.key = *key_file;
+      if (auto algorithm = w.string(t, "algorithm", prefix)) {
+        if (*algorithm != "rsa-sha256" && *algorithm != "ed25519-sha256") {
+          w.fail(t.get("algorithm"), prefix + ".algorithm", "must be rsa-sha256 or ed25519-sha256");
+        }
+        k.algorithm = *algorithm;
+      }
+      for (const auto& other : keys) {
+        if (other.selector == k.selector) w.fail(t.get("selector"), prefix + ".selector", "duplicate selector");
+      }
+      keys.push_back(std::move(k));
+    }
+    cfg.dkim.sign.emplace(domain, std::move(keys));
+  }
+}
+
 Config walk(const toml::table& root, const std::string& origin) {
   Walker w(origin);
   Config cfg;
   cfg.path = origin;
   w.check_keys(root, "",
                {"server", "listener", "tls", "domains", "relay", "delivery", "aliases", "accounts", "queue", "limits", "dns",
-                "auth"});
+                "auth", "transport", "route", "domain", "account", "dkim"});
 
   if (const auto* t = w.table(root, "server", "")) {
     w.check_keys(*t, "server", {"hostname", "data_dir", "control_socket", "user", "threads"});
@@ -238,7 +479,18 @@ Config walk(const toml::table& root, const std::string& origin) {
   }
 
   if (const auto* t = w.table(root, "delivery", "")) {
-    w.check_keys(*t, "delivery", {"maildir", "lmtp", "workers", "detail_folder"});
+    w.check_keys(*t, "delivery",
+                 {"maildir", "lmtp", "workers", "detail_folder", "max_connections", "max_connections_per_destination"});
+    if (auto v = w.integer(*t, "max_connections", "delivery", 1, 100000)) {
+      cfg.delivery.max_connections = static_cast<uint32_t>(*v);
+    }
+    if (auto v = w.integer(*t, "max_connections_per_destination", "delivery", 1, 100000)) {
+      cfg.delivery.max_connections_per_destination = static_cast<uint32_t>(*v);
+    }
+    if (cfg.delivery.max_connections_per_destination > cfg.delivery.max_connections) {
+      w.fail(t->get("max_connections_per_destination"), "delivery.max_connections_per_destination",
+             "must not exceed delivery.max_connections (" + std::to_string(cfg.delivery.max_connections) + ")");
+    }
     if (auto v = w.boolean(*t, "detail_folder", "delivery")) cfg.delivery.detail_folder = *v;
     if (auto v = w.string(*t, "maildir", "delivery")) cfg.delivery.maildir = *v;
     if (auto v = w.string(*t, "lmtp", "delivery")) {
@@ -266,7 +518,7 @@ Config walk(const toml::table& root, const std::string& origin) {
   if (cfg.accounts.file.empty()) cfg.accounts.file = cfg.server.data_dir + "/accounts";
 
   if (const auto* t = w.table(root, "queue", "")) {
-    w.check_keys(*t, "queue", {"retry_schedule", "max_age", "sync"});
+    w.check_keys(*t, "queue", {"retry_schedule", "max_age", "delay_warning_after", "sync"});
     if (const toml::node* n = t->get("retry_schedule")) {
       if (!n->is_array() || n->as_array()->empty()) w.fail(n, "queue.retry_schedule", "must be a non-empty array of durations");
       cfg.queue.retry_schedule.clear();
@@ -276,7 +528,14 @@ Config walk(const toml::table& root, const std::string& origin) {
         cfg.queue.retry_schedule.push_back(static_cast<uint32_t>(d));
       }
     }
-    if (auto v = w.duration(*t, "max_age", "queue")) cfg.queue.max_age = static_cast<uint32_t>(*v);
+    if (auto v = w.duration(*t, "max_age", "queue")) {
+      if (*v > 365ull * 86400) w.fail(t->get("max_age"), "queue.max_age", "must be at most 365d");
+      cfg.queue.max_age = static_cast<uint32_t>(*v);
+    }
+    if (auto v = w.duration(*t, "delay_warning_after", "queue")) {
+      if (*v > 365ull * 86400) w.fail(t->get("delay_warning_after"), "queue.delay_warning_after", "must be at most 365d");
+      cfg.queue.delay_warning_after = static_cast<uint32_t>(*v);
+    }
     if (auto v = w.string(*t, "sync", "queue")) {
       if (*v != "syncfs" && *v != "fsync") w.fail(t->get("sync"), "queue.sync", "must be syncfs or fsync");
       cfg.queue.sync = *v;
@@ -323,6 +582,10 @@ Config walk(const toml::table& root, const std::string& origin) {
     }
   }
   if (cfg.auth.authserv_id.empty()) cfg.auth.authserv_id = cfg.server.hostname;
+
+  walk_transports(w, root, cfg);
+  walk_routes(w, root, cfg);
+  walk_dkim(w, root, cfg);
   return cfg;
 }
 
@@ -335,6 +598,43 @@ bool valid_nameserver(std::string_view text) {
   if (at == std::string_view::npos) return true;
   unsigned long long port = 0;
   return parse_u64(text.substr(at + 1), port) && port > 0 && port < 65536;
+}
+
+const char* transport_kind_name(TransportKind kind) {
+  switch (kind) {
+    case TransportKind::kDirect: return "direct";
+    case TransportKind::kSmtp: return "smtp";
+    case TransportKind::kSubmission: return "submission";
+    case TransportKind::kSubmissions: return "submissions";
+    case TransportKind::kSocks5: return "socks5";
+    case TransportKind::kFail: return "fail";
+  }
+  return "direct";
+}
+
+const Transport* Config::find_transport(std::string_view name) const {
+  static const Transport kDirect{std::string(kDirectTransport), TransportKind::kDirect, std::nullopt, "", "", ""};
+  if (name == kDirectTransport) return &kDirect;
+  for (const auto& t : transports) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+// RFC 3463 §2: class "." subject "." detail, subject and detail 1-3 digits.
+std::optional<Error> parse_fail_message(std::string_view message) {
+  size_t end = message.find(' ');
+  std::string_view code = message.substr(0, end);
+  auto parts = split(code, '.');
+  if (parts.size() != 3 || (parts[0] != "4" && parts[0] != "5")) return std::nullopt;
+  for (size_t i = 1; i < 3; ++i) {
+    if (parts[i].empty() || parts[i].size() > 3 || !is_digits(parts[i])) return std::nullopt;
+  }
+  std::string text = end == std::string_view::npos ? std::string() : std::string(trim(message.substr(end + 1)));
+  if (text.find_first_of("\r\n") != std::string::npos) return std::nullopt;
+  if (text.empty()) text = "delivery refused by configuration";
+  if (parts[0] == "4") return Error::temp(std::string(code), std::move(text));
+  return Error::perm(std::string(code), std::move(text));
 }
 
 const char* role_name(ListenerRole role) {

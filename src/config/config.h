@@ -7,8 +7,10 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/net.h"
@@ -37,6 +39,48 @@ struct Limits {
   uint32_t timeout_data_block = 180;  // between DATA/BDAT blocks
   uint32_t timeout_data_end = 600;  // for our reply after the final dot (our own budget)
   uint32_t auth_failure_limit = 3;  // failed AUTH attempts per session before disconnect
+};
+
+// [[transport]]: how a message leaves for a remote domain. "direct" (MX
+// lookup, RFC 5321 §5) exists implicitly and its name is reserved.
+inline constexpr std::string_view kDirectTransport = "direct";
+enum class TransportKind { kDirect, kSmtp, kSubmission, kSubmissions, kSocks5, kFail };
+const char* transport_kind_name(TransportKind kind);  // "direct", "smtp", ...
+
+struct Transport {
+  std::string name;
+  TransportKind kind = TransportKind::kDirect;
+  // smtp: smarthost (port default 25); submission: 587 (STARTTLS, RFC 6409);
+  // submissions: 465 (implicit TLS, RFC 8314); socks5: the proxy (1080,
+  // RFC 1928) through which direct delivery connects. Unset for direct/fail.
+  std::optional<HostPort> host;
+  // SASL credentials (PLAIN or SCRAM-SHA-256): required for submission and
+  // submissions, optional for smtp (AUTH at a smarthost) and socks5 (RFC 1929
+  // username/password); the password is read from the file when used.
+  std::string auth_user;
+  std::string auth_password_file;
+  // fail: the reply recorded for every recipient, "5.7.1 not allowed". The
+  // enhanced code (RFC 3463) decides: 4.x.x is retried, 5.x.x bounces.
+  std::string message;
+};
+
+// One route: when every given match field matches, use `transport`.
+// Domains are lower-cased; an entry with a leading "." (".example.net")
+// matches subdomains only (not example.net itself). Empty lists match any.
+struct Route {
+  std::vector<std::string> from_domain;  // domain of the envelope sender
+  std::vector<std::string> to_domain;    // domain of the recipient
+  uint32_t minimum_attempts = 0;         // delivery attempts already made (0 = from the first attempt)
+  std::string transport;                 // a [[transport]] name or "direct"
+};
+
+// [dkim.sign] "example.test" = [{ selector = "s1", key = "/etc/tern/s1.pem" }]
+struct DkimSigningKey {
+  std::string selector;
+  std::string key;  // PEM private key file
+  // "rsa-sha256" (RFC 6376) or "ed25519-sha256" (RFC 8463); empty: inferred
+  // from the key when it is loaded.
+  std::string algorithm;
 };
 
 struct Config {
@@ -74,6 +118,10 @@ struct Config {
     // Maildir: deliver user+detail@ into the Maildir++ folder ".detail" when
     // that folder exists (never created on demand).
     bool detail_folder = false;
+    // Remote delivery: concurrent outbound SMTP connections in total and per
+    // destination (MX host set or smarthost).
+    uint32_t max_connections = 100;
+    uint32_t max_connections_per_destination = 10;
   } delivery;
 
   struct Aliases {
@@ -87,6 +135,8 @@ struct Config {
   struct Queue {
     std::vector<uint32_t> retry_schedule = {300, 600, 1200, 2400, 4800, 9600, 19200};  // seconds
     uint32_t max_age = 5 * 86400;
+    // Delayed DSN (RFC 3464 action=delayed), sent once; 0 = never.
+    uint32_t delay_warning_after = 4 * 3600;
     std::string sync = "syncfs";  // syncfs | fsync
   } queue;
 
@@ -105,6 +155,33 @@ struct Config {
     // Authentication-Results. Needs working DNS ([dns]).
     bool verify_inbound = true;
   } auth;
+
+  // [[transport]] in file order, without the implicit "direct".
+  std::vector<Transport> transports;
+  // [[route]]: global routes, evaluated after account and domain routes.
+  std::vector<Route> routes;
+
+  // [domain."example.test"]: settings of one local domain (lower-cased key).
+  struct DomainSettings {
+    std::vector<Route> routes;  // `route = [{ to_domain = [...], transport = "..." }]`
+  };
+  std::map<std::string, DomainSettings> domain;
+
+  // [account."alice@example.test"]: per-account settings (lower-cased
+  // address key). They live in this file rather than in the accounts file,
+  // whose format holds only credentials and belongs to tern_users.
+  struct AccountSettings {
+    std::vector<Route> routes;
+  };
+  std::map<std::string, AccountSettings> account;
+
+  struct Dkim {
+    // Signing keys per local domain (lower-cased), each signature in order.
+    std::map<std::string, std::vector<DkimSigningKey>> sign;
+  } dkim;
+
+  // The transport named `name` ("direct" gives the implicit one); nullptr if none.
+  const Transport* find_transport(std::string_view name) const;
 };
 
 // Loads and validates a TOML file. Errors read "FILE:LINE: key: problem".
@@ -115,6 +192,10 @@ Result<Config> load_string(std::string_view text, const std::string& origin);
 // 127.0.0.1:2525, submission on 127.0.0.1:2587, local domain localhost, data in ./var/.
 Config embedded_default();
 extern const char* const kEmbeddedDefaultToml;
+
+// "5.7.1 text" / "4.4.1": a reply starting with an RFC 3463 enhanced status
+// code of class 4 or 5. Returns the Error it stands for (451 or 550).
+std::optional<Error> parse_fail_message(std::string_view message);
 
 // Validates a nameserver given as "IP" or "IP@PORT".
 bool valid_nameserver(std::string_view text);

@@ -119,6 +119,236 @@ TEST(Config, DetailFolder) {
   EXPECT_EQ(bad.error().text, "g.toml:5: delivery.detail_folder: must be true or false");
 }
 
+// The listener every test config needs, then the tables under test.
+std::string with_listener(const std::string& rest) {
+  return "[[listener]]\nrole = \"mx\"\naddress = \"127.0.0.1:25\"\n[domains]\nlocal = [\"example.test\"]\n" + rest;
+}
+
+std::string load_error(const std::string& rest) {
+  auto c = load_string(with_listener(rest), "r.toml");
+  if (c) return "(loaded)";
+  return c.error().text;
+}
+
+TEST(Config, RoutingDefaults) {
+  Config c = embedded_default();
+  EXPECT_EQ(c.delivery.max_connections, 100u);
+  EXPECT_EQ(c.delivery.max_connections_per_destination, 10u);
+  EXPECT_EQ(c.queue.delay_warning_after, 4u * 3600);
+  EXPECT_TRUE(c.transports.empty());
+  EXPECT_TRUE(c.routes.empty());
+  ASSERT_NE(c.find_transport("direct"), nullptr);
+  EXPECT_EQ(c.find_transport("direct")->kind, TransportKind::kDirect);
+  EXPECT_EQ(c.find_transport("relay1"), nullptr);
+}
+
+TEST(Config, IssueFourExample) {
+  auto c = load_string(with_listener(R"(
+[queue]
+retry_schedule = ["5m", "10m", "20m", "40m", "1h20m", "2h40m", "5h20m"]
+max_age = "5d"
+delay_warning_after = "4h"
+[delivery]
+max_connections = 50
+max_connections_per_destination = 10
+[[transport]]
+name = "relay1"
+kind = "smtp"
+host = "127.0.0.1:2526"
+[[transport]]
+name = "sub"
+kind = "submission"
+host = "smtp.provider.test"
+auth_user = "u"
+auth_password_file = "/etc/tern/relay1.pass"
+[[transport]]
+name = "secure"
+kind = "submissions"
+host = "[2001:db8::1]"
+auth_user = "u"
+auth_password_file = "/etc/tern/p"
+[[transport]]
+name = "tor"
+kind = "socks5"
+host = "127.0.0.1:9050"
+[[transport]]
+name = "nope"
+kind = "fail"
+message = "5.7.1 not allowed"
+[[transport]]
+name = "mx-only"
+kind = "direct"
+[[route]]
+from_domain = ["Example.TEST"]
+to_domain = ["example.net", ".Example.ORG"]
+minimum_attempts = 3
+transport = "relay1"
+[[route]]
+transport = "direct"
+[domain."Example.test"]
+route = [{ to_domain = ["example.com"], transport = "sub" },
+         { transport = "secure", minimum_attempts = 1 }]
+[account."Alice@Example.test"]
+route = [{ transport = "nope" }]
+[dkim.sign]
+"example.test" = [{ selector = "s1", key = "/etc/tern/s1.pem" },
+                  { selector = "s2", key = "/etc/tern/s2.pem", algorithm = "ed25519-sha256" }]
+)"),
+                       "t.toml");
+  ASSERT_TRUE(c) << c.error().text;
+  EXPECT_EQ(c->queue.delay_warning_after, 4u * 3600);
+  EXPECT_EQ(c->delivery.max_connections, 50u);
+  EXPECT_EQ(c->delivery.max_connections_per_destination, 10u);
+  ASSERT_EQ(c->transports.size(), 6u);
+  const Transport* relay = c->find_transport("relay1");
+  ASSERT_NE(relay, nullptr);
+  EXPECT_EQ(relay->kind, TransportKind::kSmtp);
+  EXPECT_EQ(relay->host->to_string(), "127.0.0.1:2526");
+  EXPECT_EQ(c->find_transport("sub")->host->port, 587);  // default port per kind
+  EXPECT_EQ(c->find_transport("sub")->auth_user, "u");
+  EXPECT_EQ(c->find_transport("sub")->auth_password_file, "/etc/tern/relay1.pass");
+  EXPECT_EQ(c->find_transport("secure")->host->host, "2001:db8::1");
+  EXPECT_EQ(c->find_transport("secure")->host->port, 465);
+  EXPECT_EQ(c->find_transport("tor")->kind, TransportKind::kSocks5);
+  EXPECT_EQ(c->find_transport("nope")->message, "5.7.1 not allowed");
+  EXPECT_EQ(c->find_transport("mx-only")->kind, TransportKind::kDirect);
+  EXPECT_FALSE(c->find_transport("mx-only")->host);
+
+  ASSERT_EQ(c->routes.size(), 2u);
+  EXPECT_EQ(c->routes[0].from_domain, std::vector<std::string>{"example.test"});
+  EXPECT_EQ(c->routes[0].to_domain, (std::vector<std::string>{"example.net", ".example.org"}));
+  EXPECT_EQ(c->routes[0].minimum_attempts, 3u);
+  EXPECT_EQ(c->routes[0].transport, "relay1");
+  EXPECT_EQ(c->routes[1].transport, "direct");
+  EXPECT_TRUE(c->routes[1].to_domain.empty());
+
+  ASSERT_EQ(c->domain.count("example.test"), 1u);
+  const auto& domain_routes = c->domain.at("example.test").routes;
+  ASSERT_EQ(domain_routes.size(), 2u);
+  EXPECT_EQ(domain_routes[0].transport, "sub");
+  EXPECT_EQ(domain_routes[1].minimum_attempts, 1u);
+  ASSERT_EQ(c->account.count("alice@example.test"), 1u);
+  EXPECT_EQ(c->account.at("alice@example.test").routes[0].transport, "nope");
+
+  ASSERT_EQ(c->dkim.sign.count("example.test"), 1u);
+  const auto& keys = c->dkim.sign.at("example.test");
+  ASSERT_EQ(keys.size(), 2u);
+  EXPECT_EQ(keys[0].selector, "s1");
+  EXPECT_EQ(keys[0].key, "/etc/tern/s1.pem");
+  EXPECT_EQ(keys[0].algorithm, "");  // inferred from the key when it is loaded
+  EXPECT_EQ(keys[1].algorithm, "ed25519-sha256");
+}
+
+TEST(Config, RouteToUnknownTransportNamesFileLineAndKey) {
+  EXPECT_EQ(load_error("[[route]]\nto_domain = [\"example.net\"]\ntransport = \"relay2\"\n"),
+            "r.toml:8: route.transport: unknown transport \"relay2\" (define it with [[transport]])");
+  EXPECT_EQ(load_error("[domain.\"example.test\"]\nroute = [{ transport = \"x\" }]\n"),
+            "r.toml:7: domain.\"example.test\".route.transport: unknown transport \"x\" (define it with [[transport]])");
+  EXPECT_EQ(load_error("[account.\"bob@example.test\"]\nroute = [{ transport = \"x\" }]\n"),
+            "r.toml:7: account.\"bob@example.test\".route.transport: unknown transport \"x\" (define it with "
+            "[[transport]])");
+  EXPECT_EQ(load_error("[[route]]\nto_domain = [\"example.net\"]\n"), "r.toml:6: route.transport: missing");
+  EXPECT_EQ(load_error("[[route]]\ntransport = \"direct\"\nto_domians = [\"a.test\"]\n"),
+            "r.toml:8: route.to_domians: unknown key");
+  EXPECT_EQ(load_error("[[route]]\ntransport = \"direct\"\nto_domain = [\"a..test\"]\n"),
+            "r.toml:8: route.to_domain: \"a..test\" is not a domain or \".domain\" (subdomains)");
+  EXPECT_EQ(load_error("[[route]]\ntransport = \"direct\"\nminimum_attempts = -1\n"),
+            "r.toml:8: route.minimum_attempts: must be between 0 and 10000");
+}
+
+TEST(Config, TransportValidation) {
+  EXPECT_EQ(load_error("[[transport]]\nname = \"r\"\nkind = \"smtp\"\n"),
+            "r.toml:6: transport.host: missing (a smtp transport needs host)");
+  EXPECT_EQ(load_error("[[transport]]\nname = \"r\"\nkind = \"socks5\"\n"),
+            "r.toml:6: transport.host: missing (a socks5 transport needs host)");
+  EXPECT_EQ(load_error("[[transport]]\nname = \"r\"\nkind = \"submission\"\nhost = \"a.test\"\n"),
+            "r.toml:6: transport.auth_user: missing (a submission transport needs auth_user and auth_password_file)");
+  EXPECT_EQ(
+      load_error("[[transport]]\nname = \"r\"\nkind = \"submissions\"\nhost = \"a.test\"\nauth_user = \"u\"\n"),
+      "r.toml:6: transport.auth_password_file: missing (a submissions transport needs auth_user and "
+      "auth_password_file)");
+  EXPECT_EQ(load_error("[[transport]]\nname = \"r\"\nkind = \"fail\"\n"),
+            "r.toml:6: transport.message: missing (a fail transport needs the reply, e.g. \"5.7.1 not allowed\")");
+  EXPECT_EQ(load_error("[[transport]]\nname = \"r\"\nkind = \"fail\"\nmessage = \"not allowed\"\n"),
+            "r.toml:9: transport.message: must start with a 4.x.x or 5.x.x enhanced status code, e.g. \"5.7.1 not "
+            "allowed\"");
+  EXPECT_EQ(load_error("[[transport]]\nname = \"r\"\nkind = \"fail\"\nmessage = \"2.0.0 ok\"\n").substr(0, 27),
+            "r.toml:9: transport.message");
+  EXPECT_EQ(load_error("[[transport]]\nname = \"r\"\nkind = \"direct\"\nhost = \"a.test\"\n"),
+            "r.toml:9: transport.host: not used by a direct transport");
+  EXPECT_EQ(load_error("[[transport]]\nname = \"r\"\nkind = \"smtp\"\nhost = \"a.test\"\nmessage = \"5.7.1 x\"\n"),
+            "r.toml:10: transport.message: not used by a smtp transport");
+  EXPECT_EQ(load_error("[[transport]]\nname = \"r\"\nkind = \"smtp\"\nhost = \"a.test:99999\"\n").substr(0, 24),
+            "r.toml:9: transport.host");
+  EXPECT_EQ(load_error("[[transport]]\nname = \"r\"\nkind = \"carrier-pigeon\"\n"),
+            "r.toml:8: transport.kind: must be direct, smtp, submission, submissions, socks5 or fail");
+  EXPECT_EQ(load_error("[[transport]]\nname = \"direct\"\nkind = \"smtp\"\nhost = \"a.test\"\n"),
+            "r.toml:7: transport.name: \"direct\" is reserved (it always exists)");
+  EXPECT_EQ(load_error("[[transport]]\nname = \"r\"\nkind = \"direct\"\n[[transport]]\nname = \"r\"\nkind = \"fail\"\n"
+                       "message = \"5.7.1 no\"\n"),
+            "r.toml:10: transport.name: duplicate transport \"r\"");
+  EXPECT_EQ(load_error("[[transport]]\nname = \"r\"\nkind = \"smtp\"\nhost = \"a.test\"\nport = 25\n"),
+            "r.toml:10: transport.port: unknown key");
+  // Optional SASL on a smarthost, but both keys or neither.
+  EXPECT_EQ(load_error("[[transport]]\nname = \"r\"\nkind = \"smtp\"\nhost = \"a.test\"\nauth_user = \"u\"\n"),
+            "r.toml:6: transport.auth_password_file: auth_user and auth_password_file must be set together");
+  EXPECT_EQ(load_error("[[transport]]\nname = \"r\"\nkind = \"smtp\"\nhost = \"a.test\"\nauth_user = \"u\"\n"
+                       "auth_password_file = \"/p\"\n"),
+            "(loaded)");
+}
+
+TEST(Config, DomainAccountAndDkimValidation) {
+  EXPECT_EQ(load_error("[domain.\"other.test\"]\nroute = []\n"),
+            "r.toml:6: domain.\"other.test\": not a local domain (see domains.local)");
+  EXPECT_EQ(load_error("[domain.\"example.test\"]\nroutes = []\n"),
+            "r.toml:7: domain.\"example.test\".routes: unknown key");
+  EXPECT_EQ(load_error("[domain.\"example.test\"]\nroute = [\"direct\"]\n"),
+            "r.toml:7: domain.\"example.test\".route: must be a table such as { to_domain = [...], transport = "
+            "\"...\" }");
+  EXPECT_EQ(load_error("[account.\"alice\"]\nroute = []\n"),
+            "r.toml:6: account.\"alice\": not an address such as \"alice@example.test\"");
+  EXPECT_EQ(load_error("[dkim.sign]\n\"other.test\" = [{ selector = \"s\", key = \"/k\" }]\n"),
+            "r.toml:7: dkim.sign.\"other.test\": not a local domain (see domains.local)");
+  EXPECT_EQ(load_error("[dkim.sign]\n\"example.test\" = [{ key = \"/k\" }]\n"),
+            "r.toml:7: dkim.sign.\"example.test\".selector: missing");
+  EXPECT_EQ(load_error("[dkim.sign]\n\"example.test\" = [{ selector = \"s\", key = \"/k\", algorithm = \"rsa-sha1\" }]\n"),
+            "r.toml:7: dkim.sign.\"example.test\".algorithm: must be rsa-sha256 or ed25519-sha256");
+  EXPECT_EQ(load_error("[dkim.sign]\n\"example.test\" = [{ selector = \"s\", key = \"/k\", bits = 2048 }]\n"),
+            "r.toml:7: dkim.sign.\"example.test\".bits: unknown key");
+  EXPECT_EQ(load_error("[dkim.sign]\n\"example.test\" = [{ selector = \"s\", key = \"/k\" }, "
+                       "{ selector = \"S\", key = \"/k2\" }]\n"),
+            "r.toml:7: dkim.sign.\"example.test\".selector: duplicate selector");
+  EXPECT_EQ(load_error("[dkim]\nverify = true\n"), "r.toml:7: dkim.verify: unknown key");
+}
+
+TEST(Config, DeliveryAndQueueLimits) {
+  EXPECT_EQ(load_error("[delivery]\nmax_connections = 5\nmax_connections_per_destination = 6\n"),
+            "r.toml:8: delivery.max_connections_per_destination: must not exceed delivery.max_connections (5)");
+  EXPECT_EQ(load_error("[delivery]\nmax_connections = 0\n"), "r.toml:7: delivery.max_connections: must be between 1 "
+                                                               "and 100000");
+  EXPECT_EQ(load_error("[queue]\ndelay_warning_after = \"soon\"\n").substr(0, 35),
+            "r.toml:7: queue.delay_warning_after");
+  auto never = load_string(with_listener("[queue]\ndelay_warning_after = 0\n"), "q.toml");
+  ASSERT_TRUE(never) << never.error().text;
+  EXPECT_EQ(never->queue.delay_warning_after, 0u);
+}
+
+TEST(Config, FailMessage) {
+  auto perm = parse_fail_message("5.7.1 not allowed");
+  ASSERT_TRUE(perm);
+  EXPECT_EQ(perm->code, 550);
+  EXPECT_EQ(perm->enhanced, "5.7.1");
+  EXPECT_EQ(perm->text, "not allowed");
+  auto temp = parse_fail_message("4.4.1");
+  ASSERT_TRUE(temp);
+  EXPECT_TRUE(temp->transient());
+  EXPECT_EQ(temp->enhanced, "4.4.1");
+  EXPECT_FALSE(parse_fail_message("550 5.7.1 no"));
+  EXPECT_FALSE(parse_fail_message("5.7.1234 no"));
+  EXPECT_FALSE(parse_fail_message("5.7 no"));
+  EXPECT_FALSE(parse_fail_message(""));
+}
+
 TEST(Config, Durations) {
   EXPECT_EQ(parse_duration("5m"), 300u);
   EXPECT_EQ(parse_duration("1h20m"), 4800u);
