@@ -533,7 +533,9 @@ Config walk(const toml::table& root, const std::string& origin) {
       cfg.queue.max_age = static_cast<uint32_t>(*v);
     }
     if (auto v = w.duration(*t, "delay_warning_after", "queue")) {
-      if (*v > 365ull * 86400) w.fail(t->get("delay_warning_after"), "queue.delay_warning_after", "must be at most 365d");
+      if (*v > 365ull * 86400) {
+        w.fail(t->get("delay_warning_after"), "queue.delay_warning_after", "must be at most 365d");
+      }
       cfg.queue.delay_warning_after = static_cast<uint32_t>(*v);
     }
     if (auto v = w.string(*t, "sync", "queue")) {

@@ -70,7 +70,7 @@ struct DestinationHost {
 };
 
 struct Destination {
-  std::string domain;  // lower-case, no trailing dot
+  std::string domain;                  // lower-case, no trailing dot
   std::vector<DestinationHost> hosts;  // in the order to try; never empty
   // DNSSEC status of the MX answer (for an implicit MX: of the NODATA answer).
   dns::Security mx_security = dns::Security::kInsecure;

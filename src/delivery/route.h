@@ -25,7 +25,7 @@ using Route = config::Route;
 
 // The routing part of the config, copied so that it can outlive a reload.
 struct RouteTable {
-  std::vector<Transport> transports;  // [[transport]]; "direct" is implicit
+  std::vector<Transport> transports;                         // [[transport]]; "direct" is implicit
   std::map<std::string, std::vector<Route>> account_routes;  // lower-cased address
   std::map<std::string, std::vector<Route>> domain_routes;   // lower-cased local domain
   std::vector<Route> global_routes;

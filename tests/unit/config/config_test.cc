@@ -243,7 +243,8 @@ TEST(Config, RouteToUnknownTransportNamesFileLineAndKey) {
   EXPECT_EQ(load_error("[[route]]\nto_domain = [\"example.net\"]\ntransport = \"relay2\"\n"),
             "r.toml:8: route.transport: unknown transport \"relay2\" (define it with [[transport]])");
   EXPECT_EQ(load_error("[domain.\"example.test\"]\nroute = [{ transport = \"x\" }]\n"),
-            "r.toml:7: domain.\"example.test\".route.transport: unknown transport \"x\" (define it with [[transport]])");
+            "r.toml:7: domain.\"example.test\".route.transport: unknown transport \"x\" (define it with "
+            "[[transport]])");
   EXPECT_EQ(load_error("[account.\"bob@example.test\"]\nroute = [{ transport = \"x\" }]\n"),
             "r.toml:7: account.\"bob@example.test\".route.transport: unknown transport \"x\" (define it with "
             "[[transport]])");
@@ -311,7 +312,8 @@ TEST(Config, DomainAccountAndDkimValidation) {
             "r.toml:7: dkim.sign.\"other.test\": not a local domain (see domains.local)");
   EXPECT_EQ(load_error("[dkim.sign]\n\"example.test\" = [{ key = \"/k\" }]\n"),
             "r.toml:7: dkim.sign.\"example.test\".selector: missing");
-  EXPECT_EQ(load_error("[dkim.sign]\n\"example.test\" = [{ selector = \"s\", key = \"/k\", algorithm = \"rsa-sha1\" }]\n"),
+  EXPECT_EQ(load_error("[dkim.sign]\n\"example.test\" = [{ selector = \"s\", key = \"/k\", "
+                       "algorithm = \"rsa-sha1\" }]\n"),
             "r.toml:7: dkim.sign.\"example.test\".algorithm: must be rsa-sha256 or ed25519-sha256");
   EXPECT_EQ(load_error("[dkim.sign]\n\"example.test\" = [{ selector = \"s\", key = \"/k\", bits = 2048 }]\n"),
             "r.toml:7: dkim.sign.\"example.test\".bits: unknown key");

@@ -7,11 +7,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
-#include <atomic>
 #include <set>
 #include <thread>
 
@@ -29,7 +29,10 @@ Result<Destination> resolve(FakeResolver& resolver, const std::string& domain, c
   boost::asio::io_context io;
   std::optional<Result<Destination>> result;
   boost::asio::co_spawn(
-      io, [&]() -> boost::asio::awaitable<void> { result.emplace(co_await resolve_destination(resolver, domain, options)); },
+      io,
+      [&]() -> boost::asio::awaitable<void> {
+        result.emplace(co_await resolve_destination(resolver, domain, options));
+      },
       boost::asio::detached);
   io.run();
   return std::move(*result);
@@ -53,7 +56,9 @@ std::vector<std::string> addresses(const DestinationHost& h) {
 }
 
 // Keeps the order the records were sorted into (swaps each element with itself).
-uint64_t keep_order(uint64_t bound) { return bound - 1; }
+uint64_t keep_order(uint64_t bound) {
+  return bound - 1;
+}
 
 TEST(Mx, SortsByPreference) {
   FakeResolver dns;
@@ -223,8 +228,8 @@ TEST(Mx, DnsOutcomesMapToReplies) {
 
 TEST(Mx, HostsWithoutAddressesAreSkipped) {
   FakeResolver dns;
-  dns.add_mx("example.net", 10, "dead.example.net");    // NXDOMAIN
-  dns.add_mx("example.net", 20, "empty.example.net");   // NODATA
+  dns.add_mx("example.net", 10, "dead.example.net");   // NXDOMAIN
+  dns.add_mx("example.net", 20, "empty.example.net");  // NODATA
   dns.add_mx("example.net", 30, "live.example.net");
   dns.add_name("empty.example.net");
   dns.add_address("live.example.net", "2001:db8::1");
@@ -322,8 +327,8 @@ TEST(Mx, AddressLiterals) {
 
 TEST(Mx, RejectsImplausibleDomains) {
   FakeResolver dns;
-  for (std::string bad : {std::string(), std::string("a b.example"), std::string(300, 'a'),
-                          std::string("x\r\n.example")}) {
+  for (std::string bad :
+       {std::string(), std::string("a b.example"), std::string(300, 'a'), std::string("x\r\n.example")}) {
     auto r = resolve(dns, bad);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().enhanced, "5.1.2");

@@ -58,7 +58,7 @@ TEST(Route, AllGivenFieldsMustMatch) {
   EXPECT_EQ(select_transport(table, "", "EXAMPLE.test", "Example.NET.", 0).name, "relay1");
   EXPECT_EQ(select_transport(table, "", "other.test", "example.net", 0).name, "direct");
   EXPECT_EQ(select_transport(table, "", "example.test", "example.org", 0).name, "direct");
-  EXPECT_EQ(select_transport(table, "", "", "example.net", 0).name, "direct");  // null sender
+  EXPECT_EQ(select_transport(table, "", "", "example.net", 0).name, "direct");                  // null sender
   EXPECT_EQ(select_transport(table, "", "example.test", "sub.example.net", 0).name, "direct");  // exact
 }
 
