@@ -286,6 +286,12 @@ std::optional<FoundReply> find_reply(std::string_view text) {
   return std::nullopt;
 }
 
+// True when `text` is an SMTP reply itself (code first), as the "smtp"
+// diagnostic-type requires (RFC 3461 §9.2), not our text quoting one.
+bool starts_with_reply(std::string_view text) {
+  return find_reply(text.substr(0, 4)).has_value();
+}
+
 DsnAction action_for(DsnKind kind, const DsnRecipient& r) {
   switch (kind) {
     case DsnKind::kFailure:
@@ -426,7 +432,7 @@ std::optional<Dsn> build_dsn(const Envelope& env, std::string_view content, cons
 
   // RFC 3461 §4.3 / §6.2: RET=FULL returns the whole message in a failure
   // report; without RET we may choose, and return it whole too (the sender
-  // sees exactly what bounced, as Postfix and Sendmail do); delay and success
+  // sees exactly what bounced, as Postfix does); delay and success
   // reports carry only the header section ("SHOULD return only the
   // headers"). An oversized message, or a BINARYMIME one (which may hold bare
   // CR/LF that an 8bit part cannot carry, RFC 3030 §3), falls back to headers.
@@ -503,7 +509,7 @@ std::optional<Dsn> build_dsn(const Envelope& env, std::string_view content, cons
     if (!reply.empty()) {
       // RFC 3461 §6.3 (i) and §9.2 for a remote server's reply; our own
       // diagnostics use a private type (RFC 3464 §2.1.2: "X-" names).
-      bool smtp = !r.request->remote_mta.empty() && find_reply(reply).has_value();
+      bool smtp = !r.request->remote_mta.empty() && starts_with_reply(reply);
       append_field(status, "Diagnostic-Code", (smtp ? "smtp; " : "X-tern; ") + reply);
     }
     int64_t last_attempt = r.request->last_attempt;

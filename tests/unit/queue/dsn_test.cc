@@ -543,6 +543,24 @@ TEST(Dsn, HostileRepliesCannotInjectFieldsOrBoundaries) {
   EXPECT_NE(v2["returned.body"].find("forged"), std::string::npos);
 }
 
+TEST(Dsn, ExpiredRecipientQuotesTheLastReplyAsOurOwnDiagnostic) {
+  Envelope env = two_recipient_envelope();
+  env.recipients[0].last_reply = "message expired; last error: 451 4.4.1 connection timed out";
+  env.recipients[1].last_reply = "message expired";
+  DsnRequest req = request_for(DsnKind::kFailure, {0, 1});
+  req.recipients[0].remote_mta = "mx1.example.net";
+  auto dsn = build_dsn(env, kMessage, req);
+  ASSERT_TRUE(dsn.has_value());
+  // Our text quoting a reply is not an "smtp" diagnostic (RFC 3461 §9.2).
+  EXPECT_NE(dsn->content.find("Status: 4.4.1\r\nRemote-MTA: dns; mx1.example.net\r\n"
+                              "Diagnostic-Code: X-tern; message expired; last error: 451 4.4.1 connection\r\n"
+                              " timed out\r\n"),
+            std::string::npos)
+      << dsn->content;
+  EXPECT_NE(dsn->content.find("Action: failed\r\nStatus: 4.4.7\r\nDiagnostic-Code: X-tern; message expired\r\n"),
+            std::string::npos);
+}
+
 TEST(Dsn, BareLineFeedsBecomeCrlf) {
   REQUIRE_PYTHON();
   Envelope env = two_recipient_envelope();
