@@ -171,7 +171,10 @@ int serve(const config::Config& cfg_in) {
   agent.stop();
   control.stop();
   Status final_sync = (*spool)->sync();
-  log::info("stopped").kv("final_sync", final_sync.has_value());
+  auto stats = (*spool)->stats();
+  log::info("stopped").kv("final_sync", final_sync.has_value()).kv("spool_syncs", stats.syncs)
+      .kv("spool_synced_requests", stats.synced_requests).kv("spool_segments", static_cast<uint64_t>(stats.segments))
+      .kv("queued", static_cast<uint64_t>(stats.messages));
   return 0;
 }
 

@@ -137,7 +137,7 @@ struct Config {
     uint32_t max_age = 5 * 86400;
     // Delayed DSN (RFC 3464 action=delayed), sent once; 0 = never.
     uint32_t delay_warning_after = 4 * 3600;
-    std::string sync = "syncfs";  // syncfs | fsync
+    std::string sync = "fsync";  // fsync (fdatasync of the spool segments) | syncfs
   } queue;
 
   Limits limits;

@@ -1,6 +1,7 @@
 // Spool record codec (see record.h and docs/spool-format.md).
 #include "queue/record.h"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -201,8 +202,8 @@ uint32_t record_crc(uint8_t type, uint32_t length, std::string_view payload, uin
 }
 }  // namespace
 
-std::string spool_header(uint64_t nonce) {
-  std::string out(kSpoolMagic);
+std::string segment_header(uint64_t nonce) {
+  std::string out(kSegmentMagic);
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((nonce >> (8 * i)) & 0xff));
   return out;
 }
@@ -404,126 +405,178 @@ std::string encode_commit(uint64_t content_size) {
   return out;
 }
 
-Result<ScanResult> scan_spool(const ReadAt& read_at, uint64_t file_size) {
-  ScanResult scan;
-  char magic[kSpoolHeaderSize];
-  if (file_size < kSpoolHeaderSize) {
+void append_message_record(std::string& out, RecordType type, std::string_view id, std::string_view body,
+                           uint64_t nonce) {
+  std::string payload;
+  payload.reserve(1 + id.size() + body.size());
+  payload.push_back(static_cast<char>(id.size()));
+  payload.append(id);
+  payload.append(body);
+  append_record(out, type, payload, nonce);
+}
+
+bool split_message_payload(std::string_view payload, std::string_view& id, std::string_view& body) {
+  if (payload.empty()) return false;
+  size_t n = static_cast<uint8_t>(payload[0]);
+  if (n == 0 || payload.size() < 1 + n) return false;
+  id = payload.substr(1, n);
+  body = payload.substr(1 + n);
+  return true;
+}
+
+Result<SegmentScan> scan_segment(uint64_t serial, const ReadAt& read_at, uint64_t file_size) {
+  SegmentScan scan;
+  char magic[kSegmentHeaderSize];
+  if (file_size < kSegmentHeaderSize) {
     scan.problem = "file shorter than the header";
     return scan;
   }
   auto got = read_at(0, magic, sizeof magic);
   if (!got) return got.error();
-  if (*got != sizeof magic || std::string_view(magic, kSpoolMagic.size()) != kSpoolMagic) {
+  if (*got != sizeof magic || std::string_view(magic, kSegmentMagic.size()) != kSegmentMagic) {
     scan.problem = "bad magic header";
     return scan;
   }
   scan.magic_ok = true;
   for (int i = 0; i < 8; ++i) {
-    scan.nonce |= static_cast<uint64_t>(static_cast<uint8_t>(magic[kSpoolMagic.size() + i])) << (8 * i);
+    scan.nonce |= static_cast<uint64_t>(static_cast<uint8_t>(magic[kSegmentMagic.size() + i])) << (8 * i);
   }
-  uint64_t pos = kSpoolHeaderSize;
+  // Read in large blocks: recovery reads every segment once, front to back.
+  constexpr size_t kBlock = 1 << 20;
+  std::string block;
+  uint64_t block_at = 0;
+  auto view = [&](uint64_t at, size_t n) -> Result<std::string_view> {
+    if (at < block_at || at + n > block_at + block.size()) {
+      block.resize(std::max<size_t>(kBlock, n));
+      auto r = read_at(at, block.data(), block.size());
+      if (!r) return r.error();
+      block.resize(*r);
+      block_at = at;
+      if (block.size() < n) return std::string_view();
+    }
+    return std::string_view(block).substr(at - block_at, n);
+  };
+  uint64_t pos = kSegmentHeaderSize;
   scan.valid_end = pos;
-  bool have_envelope = false;
-  std::string payload;
   while (pos < file_size) {
     if (file_size - pos < kRecordHeaderSize) {
       scan.problem = "torn record header at offset " + std::to_string(pos);
       break;
     }
-    char head[kRecordHeaderSize];
-    got = read_at(pos, head, sizeof head);
-    if (!got) return got.error();
-    if (*got != sizeof head) {
+    auto head = view(pos, kRecordHeaderSize);
+    if (!head) return head.error();
+    if (head->size() != kRecordHeaderSize) {
       scan.problem = "short read at offset " + std::to_string(pos);
       break;
     }
-    RecordHeader h = decode_record_header(head);
+    RecordHeader h = decode_record_header(head->data());
     uint64_t payload_at = pos + kRecordHeaderSize;
-    if (h.length > kMaxRecordPayload) {
-      scan.problem = "record length out of range at offset " + std::to_string(pos);
+    if (h.length > kMaxRecordPayload || h.length > file_size - payload_at) {
+      scan.problem = (h.length > kMaxRecordPayload ? "record length out of range at offset " : "torn record at offset ") +
+                     std::to_string(pos);
       break;
     }
-    if (h.length > file_size - payload_at) {
-      scan.problem = "torn record at offset " + std::to_string(pos);
+    auto payload = view(payload_at, h.length);
+    if (!payload) return payload.error();
+    if (!record_crc_ok(h, *payload, scan.nonce)) {
+      scan.problem = "bad CRC at offset " + std::to_string(pos);
       break;
     }
-    auto type = static_cast<RecordType>(h.type);
-    if (type == RecordType::kContent) {
-      if (scan.committed) {
-        scan.problem = "content after commit at offset " + std::to_string(pos);
-        break;
-      }
-      // Payload is verified when read, keeping recovery cheap for big queues.
-      scan.content.push_back({payload_at, h.length, h.crc});
-      scan.content_size += h.length;
-    } else {
-      payload.resize(h.length);
-      got = read_at(payload_at, payload.data(), h.length);
-      if (!got) return got.error();
-      if (*got != h.length || !record_crc_ok(h, payload, scan.nonce)) {
-        scan.problem = "bad CRC at offset " + std::to_string(pos);
-        break;
-      }
-      bool stop = false;
-      switch (type) {
-        case RecordType::kEnvelope: {
-          if (have_envelope || scan.committed) {
-            scan.problem = "duplicate envelope at offset " + std::to_string(pos);
-            stop = true;
-            break;
-          }
-          auto env = decode_envelope(payload);
-          if (!env) {
-            scan.problem = env.error().text;
-            stop = true;
-            break;
-          }
-          scan.envelope = std::move(*env);
-          have_envelope = true;
-          break;
-        }
-        case RecordType::kCommit: {
-          uint64_t size = 0;
-          for (int i = 7; i >= 0 && payload.size() == 8; --i) size = (size << 8) | static_cast<uint8_t>(payload[i]);
-          if (!have_envelope || scan.committed || payload.size() != 8 || size != scan.content_size) {
-            scan.problem = "inconsistent commit record at offset " + std::to_string(pos);
-            stop = true;
-            break;
-          }
-          scan.committed = true;
-          break;
-        }
-        case RecordType::kState:
-          if (!scan.committed) {
-            scan.problem = "state record before commit at offset " + std::to_string(pos);
-            stop = true;
-            break;
-          }
-          // A well-formed record we cannot understand is skipped rather than
-          // treated as the end of the file: later records may still be good.
-          if (!apply_state(payload, scan.envelope)) ++scan.bad_state_records;
-          break;
-        default:
-          break;  // unknown record type from a newer version: skip
-      }
-      if (stop) break;
+    std::string_view id, body;
+    if (!split_message_payload(*payload, id, body)) {
+      scan.problem = "record without a queue id at offset " + std::to_string(pos);
+      break;
     }
+    SegmentRecord rec;
+    rec.type = static_cast<RecordType>(h.type);
+    rec.id.assign(id);
+    rec.loc = {serial, payload_at, h.length, h.crc};
+    if (rec.type != RecordType::kContent) rec.body.assign(body);
+    scan.records.push_back(std::move(rec));
     pos = payload_at + h.length;
     scan.valid_end = pos;
-    ++scan.records;
   }
   return scan;
 }
 
-ScanResult scan_spool_bytes(std::string_view data) {
+SegmentScan scan_segment_bytes(std::string_view data, uint64_t serial) {
   ReadAt read_at = [data](uint64_t offset, char* buf, size_t n) -> Result<size_t> {
     if (offset >= data.size()) return size_t{0};
     size_t take = std::min<size_t>(n, data.size() - offset);
     std::memcpy(buf, data.data() + offset, take);
     return take;
   };
-  auto scan = scan_spool(read_at, data.size());
-  return scan ? std::move(*scan) : ScanResult{};
+  auto scan = scan_segment(serial, read_at, data.size());
+  return scan ? std::move(*scan) : SegmentScan{};
+}
+
+void SpoolReplay::apply(const SegmentScan& scan) {
+  for (const auto& rec : scan.records) {
+    const size_t prefix = 1 + rec.id.size();
+    switch (rec.type) {
+      case RecordType::kContent: {
+        auto& p = pending_[rec.id];
+        p.content.push_back(rec.loc);
+        p.size += rec.loc.length - prefix;
+        break;
+      }
+      case RecordType::kEnvelope: {
+        auto env = decode_envelope(rec.body);
+        auto& p = pending_[rec.id];
+        if (!env || env->id != rec.id) {
+          ++bad_records;
+          p.envelope.reset();
+          break;
+        }
+        p.envelope = std::move(*env);
+        p.envelope_loc = rec.loc;
+        break;
+      }
+      case RecordType::kCommit: {
+        auto it = pending_.find(rec.id);
+        uint64_t size = 0;
+        for (int i = 7; i >= 0 && rec.body.size() == 8; --i) size = (size << 8) | static_cast<uint8_t>(rec.body[i]);
+        if (it == pending_.end() || !it->second.envelope || rec.body.size() != 8 || size != it->second.size) {
+          ++bad_records;
+          if (it != pending_.end()) pending_.erase(it);
+          break;
+        }
+        ReplayedMessage m;
+        m.content = std::move(it->second.content);
+        m.size = size;
+        m.envelope_loc = it->second.envelope_loc;
+        m.envelope = std::move(*it->second.envelope);
+        m.envelope.size = size;
+        pending_.erase(it);
+        committed[rec.id] = std::move(m);
+        break;
+      }
+      case RecordType::kState: {
+        auto it = committed.find(rec.id);
+        if (it == committed.end()) break;  // for a message finished in a deleted segment
+        // A well-formed record we cannot understand is skipped: later
+        // records may still be good.
+        if (!apply_state(rec.body, it->second.envelope)) {
+          ++bad_records;
+          break;
+        }
+        it->second.state_loc = rec.loc;
+        break;
+      }
+      case RecordType::kDone:
+        committed.erase(rec.id);
+        pending_.erase(rec.id);
+        break;
+      default:
+        break;  // unknown record type from a newer version: skipped
+    }
+  }
+}
+
+size_t SpoolReplay::finish() {
+  size_t n = pending_.size();
+  pending_.clear();
+  return n;
 }
 
 }  // namespace tern::queue

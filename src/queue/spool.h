@@ -1,15 +1,19 @@
-// The durable message spool: one append-only file of self-checking records
-// per queued message (format in docs/spool-format.md), plus a committer thread
-// that makes writes durable in groups. The SMTP server streams DATA into a
-// Writer, calls finish() and then sync_async(); it replies 250 only from the
-// sync callback. Many sessions share one syncfs(2) (or one round of
-// fdatasync(2)s), so throughput is bounded by syncs per second times the batch
-// size rather than by one sync per message.
+// The durable message spool: an append-only log split into segment files
+// (format in docs/spool-format.md), an in-memory index of where each queued
+// message's records lie, and a committer thread that makes writes durable in
+// groups. The SMTP server streams DATA into a Writer, calls finish() and then
+// sync_async(); it replies 250 only from the sync callback. Many sessions
+// share one fdatasync(2) of the active segment (or one syncfs(2)), and a
+// message costs no directory operation at all, so throughput is bounded by
+// the disk's bandwidth rather than by file creation or one sync per message.
 //
 // Crash safety: a message is acknowledged only after its COMMIT record is
-// durable. At start-up recover() keeps committed files (with the latest state
-// record that survived whole), deletes uncommitted ones (never acknowledged)
-// and moves unreadable ones to <dir>/corrupt/.
+// durable. At open the spool replays every segment in order: committed
+// messages come back with their latest state, messages whose DONE record
+// survived stay gone, incomplete ones (never acknowledged) are dropped.
+// Segments are deleted oldest first once no queued message refers to them;
+// the few long-lived messages in an old segment are copied forward
+// (compaction) so that one deferred message never pins the log behind it.
 #pragma once
 
 #include <atomic>
@@ -23,6 +27,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "base/result.h"
@@ -36,21 +41,32 @@ class Spool {
  public:
   enum class SyncMode {
     kSyncfs,     // one syncfs(2) on the spool's file system per batch
-    kFsyncEach,  // fdatasync(2) of every file touched since the last batch + fsync of the directory
+    kFsyncEach,  // fdatasync(2) of each segment written since the last batch (+ the directory when it changed)
+  };
+  struct Options {
+    SyncMode mode = SyncMode::kFsyncEach;
+    // A new segment is started when the active one reaches this size.
+    uint64_t segment_bytes = 64ull << 20;
+    // An old segment with at most this many live messages is compacted
+    // (they are copied forward) once newer segments exist.
+    size_t compact_max_live = 1000;
+    // ... and has been retired (no longer the active segment) this long:
+    // younger messages are usually just waiting their turn for delivery.
+    int64_t compact_after_seconds = 300;
   };
 
-  // Opens (creating if needed) the spool directory `dir` and starts the
-  // committer thread.
-  static Result<std::unique_ptr<Spool>> open(const std::string& dir, SyncMode mode = SyncMode::kSyncfs);
+  // Opens (creating if needed) the spool directory `dir`, replays its
+  // segments and starts the committer thread.
+  static Result<std::unique_ptr<Spool>> open(const std::string& dir, SyncMode mode = SyncMode::kFsyncEach);
+  static Result<std::unique_ptr<Spool>> open(const std::string& dir, const Options& options);
   // Stops the committer after completing pending syncs. Writers and content
   // readers must be destroyed first.
   ~Spool();
   Spool(const Spool&) = delete;
   Spool& operator=(const Spool&) = delete;
 
-  // Start-up scan: committed messages with their latest state, sorted by id.
-  // Deletes uncommitted files, truncates torn tails, moves unreadable files
-  // to <dir>/corrupt/, and logs what it did.
+  // The committed messages found at open() with their latest state, sorted
+  // by id (call once, at start-up). Logs what the replay found.
   Result<std::vector<Envelope>> recover();
 
   // One message being received. Content is buffered and written in chunks;
@@ -62,35 +78,31 @@ class Spool {
     Writer& operator=(const Writer&) = delete;
 
     const std::string& id() const { return id_; }
-    // Appends message content (buffered; written in chunks; no sync).
+    // Appends message content (buffered; written in 64 KiB records; no sync).
     Status append(std::string_view content);
     // Content bytes appended so far.
     uint64_t size() const { return size_; }
-    // Writes the envelope (with id and size filled in) and the COMMIT record
-    // and hands them to the kernel. Not durable until a later sync. On error
-    // the file is removed.
+    // Writes the last content record, the envelope (with id and size filled
+    // in) and the COMMIT record in one write. Not durable until a later sync.
     Status finish(const Envelope& env);
-    // Removes the file (also done by the destructor if not finished).
+    // Forgets the message (its records, if any were written, are garbage
+    // that recovery ignores). Also done by the destructor if not finished.
     void abort();
 
    private:
     friend class Spool;
-    Writer(Spool& spool, std::string id, std::string path, int fd);
-    Status flush_content();
+    Writer(Spool& spool, std::string id) : spool_(spool), id_(std::move(id)) {}
 
     Spool& spool_;
     std::string id_;
-    std::string path_;
-    int fd_;
-    uint64_t nonce_ = 0;    // this incarnation's record CRC seed
-    uint64_t written_ = 0;  // bytes written so far: the file's logical end
-    std::string pending_;  // encoded bytes not yet written
-    std::string buffer_;   // content not yet framed into a record
+    std::string buffer_;               // content not yet written
+    std::vector<RecordLoc> chunks_;    // content records already written
+    std::set<uint64_t> pinned_;        // segments holding them (kept until finish/abort)
     uint64_t size_ = 0;
     bool finished_ = false;
   };
 
-  // Starts a new message file with a fresh queue id.
+  // Starts a new message with a fresh queue id.
   Result<std::unique_ptr<Writer>> create();
 
   // Group commit: `done` runs (on the committer thread; keep it short) once
@@ -106,6 +118,7 @@ class Spool {
   // header fields, then the content.
   Result<std::string> read_message(const Envelope& env) const;
 
+  struct Segment;
   // Streams the content of a committed message in chunks, for large ones.
   class ContentReader {
    public:
@@ -120,13 +133,10 @@ class Spool {
    private:
     friend class Spool;
     ContentReader() = default;
-    int fd_ = -1;
-    uint64_t nonce_ = 0;
     std::string id_;
     struct Chunk {
-      uint64_t offset;
-      uint32_t length;
-      uint32_t crc;
+      std::shared_ptr<Segment> segment;  // keeps the file open even if the segment is deleted meanwhile
+      RecordLoc loc;
     };
     std::vector<Chunk> chunks_;
     size_t next_ = 0;
@@ -137,7 +147,7 @@ class Spool {
   // Appends a state record (held flag, per-recipient state) for env.id.
   // Not durable until a later sync.
   Status append_state(const Envelope& env);
-  // Deletes a finished message. The removal is durable after a later sync.
+  // Appends the DONE record of a finished message. Durable after a later sync.
   Status remove(const std::string& id);
   // Envelope of a committed message with its latest state.
   Result<Envelope> load(const std::string& id) const;
@@ -145,64 +155,84 @@ class Spool {
   struct Stats {
     uint64_t syncs = 0;            // sync batches performed
     uint64_t synced_requests = 0;  // sync_async requests completed
+    size_t segments = 0;           // segment files on disk
+    size_t messages = 0;           // committed messages not yet done
+    uint64_t compacted = 0;        // messages copied forward by compaction
   };
   Stats stats() const;
 
   const std::string& dir() const { return dir_; }
-  SyncMode mode() const { return mode_; }
+  SyncMode mode() const { return options_.mode; }
+
+  // One segment file (public for ContentReader; not part of the API).
+  struct Segment {
+    uint64_t serial = 0;
+    std::string path;
+    int fd = -1;
+    uint64_t nonce = 0;
+    uint64_t end = 0;         // where the next record goes (active segment)
+    size_t live = 0;          // queued messages (and open writers) with records here
+    bool dirty = false;       // written since the last sync batch
+    uint64_t freed_gen = 0;   // write generation at which `live` last dropped to 0
+    int64_t retired_at = 0;   // steady-clock seconds when it stopped being the active segment
+    ~Segment();
+  };
 
  private:
-  Spool(std::string dir, int dir_fd, SyncMode mode);
-  std::string path_for(const std::string& id) const;
-  // Records that `path` has unsynced data (for kFsyncEach).
-  void mark_dirty(const std::string& path);
-  void committer_loop();
-  Status sync_batch(std::set<std::string>& dirty);
-  Status quarantine(const std::string& name, std::string_view why);
-  // File recycling (see docs/spool-format.md): finished message files are
-  // moved to <dir>/free/ and reused by create() instead of being unlinked,
-  // because creating a new inode right after freeing many is expensive on
-  // ext4 (the allocator scans past recently deleted inodes).
-  int take_recycled_fd(const std::string& path);
-  void recycle_or_unlink(const std::string& path, const std::string& id);
-  uint64_t next_nonce();
-  // Keeps free/ stocked with files (created by a background thread), so
-  // that create() never allocates an inode on the caller's thread.
-  void pool_loop();
-  // Where the valid records of a committed file end, and its nonce: state
-  // records go there (files are reused without truncation, so the physical
-  // end may hold stale bytes). Scans the file when not known yet.
-  struct FileInfo {
-    uint64_t nonce = 0;
-    uint64_t end = 0;
+  struct Indexed {
+    std::vector<RecordLoc> content;
+    uint64_t size = 0;
+    RecordLoc envelope_loc;
+    std::optional<RecordLoc> state_loc;
   };
-  Result<FileInfo> file_info(const std::string& id);
-  // Scans a committed message file (error when missing or uncommitted).
-  Result<ScanResult> scan_committed(const std::string& id) const;
-  void set_file_info(const std::string& id, FileInfo info);
+
+  Spool(std::string dir, int dir_fd, Options options);
+  Status replay_segments();
+  // Writes the records of message `id` in one pwrite(2) at the end of the
+  // active segment (rotated first when they do not fit); returns where each
+  // record's payload went. A failed write does not move the end: the next
+  // write goes over whatever part of it reached the file, so the log never
+  // holds garbage before good records. mu_ held.
+  struct Part {
+    RecordType type;
+    std::string_view body;
+  };
+  Result<std::vector<RecordLoc>> write_records_locked(const std::string& id, const std::vector<Part>& parts);
+  Result<std::shared_ptr<Segment>> new_segment_locked();
+  // Reads and CRC-checks one record payload; returns the body (id stripped).
+  Result<std::string> read_record(const Segment& seg, const RecordLoc& loc, RecordType type,
+                                  const std::string& id) const;
+  Result<Envelope> load_locked(const std::string& id) const;
+  static std::set<uint64_t> segments_of(const Indexed& m);
+  void ref_locked(const std::set<uint64_t>& serials, int delta);
+  void committer_loop();
+  Status sync_batch(std::vector<std::shared_ptr<Segment>>& dirty, bool dir_changed);
+  // After a sync: copies forward the live messages of an old segment, and
+  // deletes unreferenced segments oldest first.
+  void maintain(uint64_t synced_gen);
+  Status compact_one_locked(const std::string& id);
+  Status quarantine(const std::string& name, std::string_view why);
+  uint64_t next_nonce();
 
   const std::string dir_;
   const int dir_fd_;
-  const SyncMode mode_;
+  const Options options_;
   QueueIdGenerator ids_;
 
   mutable std::mutex mu_;
   std::condition_variable wake_;
   std::vector<std::function<void(Status)>> waiting_;
-  std::set<std::string> dirty_;  // kFsyncEach only
-  std::string free_dir_;
-  std::vector<std::string> free_;  // names in free_dir_, guarded by mu_
-  std::map<std::string, FileInfo> files_;  // guarded by mu_
-  std::condition_variable pool_wake_;
-  std::thread pool_thread_;
-  uint64_t pool_serial_ = 0;                 // guarded by mu_
-  static constexpr size_t kPoolLow = 256;    // refill below this many free files
-  static constexpr size_t kPoolTarget = 1024;
-  uint64_t nonce_state_ = 0;               // guarded by mu_
-  static constexpr size_t kMaxFree = 4096;
+  std::map<uint64_t, std::shared_ptr<Segment>> segments_;  // by serial, oldest first
+  std::shared_ptr<Segment> active_;
+  std::unordered_map<std::string, Indexed> index_;
+  size_t replay_dropped_ = 0, replay_bad_records_ = 0, replay_quarantined_ = 0, replay_ignored_ = 0;
+  bool dir_changed_ = false;     // a segment was created since the last batch
+  uint64_t write_gen_ = 0;       // bumped by every write
+  uint64_t nonce_state_ = 0;
   bool stopping_ = false;
   std::atomic<uint64_t> syncs_{0};
   std::atomic<uint64_t> synced_requests_{0};
+  std::atomic<uint64_t> compacted_{0};
   std::thread committer_;
 };
 

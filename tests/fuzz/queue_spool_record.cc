@@ -1,5 +1,5 @@
 // Fuzz target for the spool format parser (src/queue/record.h): the input is
-// scanned as a whole spool file and also fed to the envelope and state
+// scanned as a spool segment and replayed and also fed to the envelope and state
 // decoders directly. Checks that nothing crashes or over-allocates, that the
 // scan's bookkeeping is consistent, and that decoded envelopes survive an
 // encode/decode round trip unchanged.
@@ -20,18 +20,23 @@ void check(bool condition) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);
 
-  ScanResult scan = scan_spool_bytes(input);
+  SegmentScan scan = scan_segment_bytes(input, 1);
   check(scan.valid_end <= input.size());
-  uint64_t content = 0;
-  for (const auto& chunk : scan.content) {
-    check(chunk.offset + chunk.length <= scan.valid_end);
-    content += chunk.length;
+  for (const auto& rec : scan.records) {
+    check(rec.loc.offset + rec.loc.length <= scan.valid_end);
+    check(!rec.id.empty());
   }
-  check(content == scan.content_size);
-  if (scan.committed) {
-    check(scan.magic_ok);
-    auto again = decode_envelope(encode_envelope(scan.envelope));
-    check(again.has_value() && *again == scan.envelope);
+  SpoolReplay replay;
+  replay.apply(scan);
+  replay.apply(scan);  // a second copy of every record must not confuse the replay
+  replay.finish();
+  for (const auto& [id, m] : replay.committed) {
+    check(m.envelope.id == id);
+    uint64_t content = 0;
+    for (const auto& c : m.content) content += c.length - 1 - id.size();
+    check(content == m.size);
+    auto again = decode_envelope(encode_envelope(m.envelope));
+    check(again.has_value() && *again == m.envelope);
   }
 
   auto env = decode_envelope(input);

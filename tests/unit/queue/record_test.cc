@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
+
 namespace tern::queue {
 namespace {
 
@@ -113,69 +116,163 @@ TEST(StateCodecTest, OutOfRangeIndexChangesNothing) {
   EXPECT_EQ(target, before);
 }
 
-std::string build_file(const Envelope& env, std::string_view content, bool commit) {
-  std::string file = spool_header(0);
-  append_record(file, RecordType::kContent, content);
-  append_record(file, RecordType::kEnvelope, encode_envelope(env));
-  if (commit) append_record(file, RecordType::kCommit, encode_commit(content.size()));
-  return file;
+constexpr uint64_t kNonce = 0x5eed;
+
+// A segment holding one message: content, envelope and (optionally) COMMIT.
+std::string build_segment(const Envelope& env, std::string_view content, bool commit) {
+  std::string seg = segment_header(kNonce);
+  append_message_record(seg, RecordType::kContent, env.id, content, kNonce);
+  append_message_record(seg, RecordType::kEnvelope, env.id, encode_envelope(env), kNonce);
+  if (commit) append_message_record(seg, RecordType::kCommit, env.id, encode_commit(content.size()), kNonce);
+  return seg;
 }
 
-TEST(ScanTest, CommittedFileWithLaterStateWins) {
+SpoolReplay replay_of(std::initializer_list<std::string_view> segments) {
+  SpoolReplay replay;
+  uint64_t serial = 1;
+  for (auto s : segments) replay.apply(scan_segment_bytes(s, serial++));
+  replay.finish();
+  return replay;
+}
+
+TEST(SegmentTest, CommittedMessageWithLaterStateWins) {
   Envelope env = sample_envelope();
-  std::string file = build_file(env, "hello", true);
+  std::string seg = build_segment(env, "hello", true);
   Envelope later = env;
   later.recipients[1].attempts = 9;
-  append_record(file, RecordType::kState, encode_state(later));
-  ScanResult scan = scan_spool_bytes(file);
-  EXPECT_TRUE(scan.committed);
+  append_message_record(seg, RecordType::kState, env.id, encode_state(later), kNonce);
+  SegmentScan scan = scan_segment_bytes(seg, 7);
+  EXPECT_TRUE(scan.magic_ok);
   EXPECT_TRUE(scan.problem.empty()) << scan.problem;
-  EXPECT_EQ(scan.valid_end, file.size());
-  EXPECT_EQ(scan.content_size, 5u);
-  ASSERT_EQ(scan.content.size(), 1u);
-  EXPECT_EQ(file.substr(scan.content[0].offset, scan.content[0].length), "hello");
-  EXPECT_EQ(scan.envelope.recipients[1].attempts, 9u);
+  EXPECT_EQ(scan.valid_end, seg.size());
+  ASSERT_EQ(scan.records.size(), 4u);
+  EXPECT_EQ(scan.records[0].loc.segment, 7u);
+  // The content payload is id length, id, then the bytes.
+  EXPECT_EQ(seg.substr(scan.records[0].loc.offset + 1 + env.id.size(), 5), "hello");
+  SpoolReplay replay = replay_of({seg});
+  ASSERT_EQ(replay.committed.count(env.id), 1u);
+  const auto& m = replay.committed.at(env.id);
+  EXPECT_EQ(m.size, 5u);
+  EXPECT_EQ(m.envelope.recipients[1].attempts, 9u);
+  EXPECT_TRUE(m.state_loc.has_value());
 }
 
-TEST(ScanTest, UncommittedAndBadMagic) {
-  EXPECT_FALSE(scan_spool_bytes(build_file(sample_envelope(), "x", false)).committed);
-  ScanResult garbage = scan_spool_bytes("From: not a spool file\r\n\r\n");
+TEST(SegmentTest, UncommittedAndBadMagic) {
+  SpoolReplay replay;
+  replay.apply(scan_segment_bytes(build_segment(sample_envelope(), "x", false)));
+  EXPECT_EQ(replay.finish(), 1u);
+  EXPECT_TRUE(replay.committed.empty());
+  SegmentScan garbage = scan_segment_bytes("From: not a spool file\r\n\r\n");
   EXPECT_FALSE(garbage.magic_ok);
-  EXPECT_FALSE(garbage.committed);
-  EXPECT_FALSE(scan_spool_bytes("").magic_ok);
+  EXPECT_FALSE(scan_segment_bytes("").magic_ok);
 }
 
-TEST(ScanTest, CommitWithWrongContentSizeIsRejected) {
-  std::string file = spool_header(0);
-  append_record(file, RecordType::kContent, "abc");
-  append_record(file, RecordType::kEnvelope, encode_envelope(sample_envelope()));
-  append_record(file, RecordType::kCommit, encode_commit(4));
-  EXPECT_FALSE(scan_spool_bytes(file).committed);
-}
-
-TEST(ScanTest, BitFlipInStateRecordKeepsPreviousState) {
+TEST(SegmentTest, CommitWithWrongContentSizeIsRejected) {
   Envelope env = sample_envelope();
-  std::string file = build_file(env, "body", true);
-  size_t committed_end = file.size();
+  std::string seg = segment_header(kNonce);
+  append_message_record(seg, RecordType::kContent, env.id, "abc", kNonce);
+  append_message_record(seg, RecordType::kEnvelope, env.id, encode_envelope(env), kNonce);
+  append_message_record(seg, RecordType::kCommit, env.id, encode_commit(4), kNonce);
+  SpoolReplay replay = replay_of({seg});
+  EXPECT_TRUE(replay.committed.empty());
+  EXPECT_EQ(replay.bad_records, 1u);
+}
+
+TEST(SegmentTest, RecordsOfInterleavedMessagesAreKeptApart) {
+  Envelope a = sample_envelope(), b = sample_envelope();
+  b.id = "0000000000001b";
+  std::string seg = segment_header(kNonce);
+  append_message_record(seg, RecordType::kContent, a.id, "a1-", kNonce);
+  append_message_record(seg, RecordType::kContent, b.id, "b1-", kNonce);
+  append_message_record(seg, RecordType::kContent, a.id, "a2", kNonce);
+  append_message_record(seg, RecordType::kEnvelope, b.id, encode_envelope(b), kNonce);
+  append_message_record(seg, RecordType::kCommit, b.id, encode_commit(3), kNonce);
+  append_message_record(seg, RecordType::kEnvelope, a.id, encode_envelope(a), kNonce);
+  append_message_record(seg, RecordType::kCommit, a.id, encode_commit(5), kNonce);
+  SpoolReplay replay = replay_of({seg});
+  ASSERT_EQ(replay.committed.size(), 2u);
+  EXPECT_EQ(replay.committed.at(a.id).content.size(), 2u);
+  EXPECT_EQ(replay.committed.at(a.id).size, 5u);
+  EXPECT_EQ(replay.committed.at(b.id).size, 3u);
+}
+
+TEST(SegmentTest, DoneInALaterSegmentRemovesTheMessage) {
+  Envelope env = sample_envelope();
+  std::string first = build_segment(env, "body", true);
+  std::string second = segment_header(kNonce + 1);
+  append_message_record(second, RecordType::kDone, env.id, "", kNonce + 1);
+  EXPECT_EQ(replay_of({first}).committed.size(), 1u);
+  EXPECT_TRUE(replay_of({first, second}).committed.empty());
+  // Records for messages whose segment is already gone are ignored.
+  EXPECT_TRUE(replay_of({second}).committed.empty());
+}
+
+TEST(SegmentTest, ACompactedCopyReplacesTheOriginal) {
+  Envelope env = sample_envelope();
+  std::string first = build_segment(env, "body", true);
+  Envelope moved = env;
+  moved.recipients[0].attempts = 3;
+  std::string second = build_segment(moved, "body", true);
+  SpoolReplay replay = replay_of({first, second});
+  ASSERT_EQ(replay.committed.size(), 1u);
+  EXPECT_EQ(replay.committed.at(env.id).content.front().segment, 2u);
+  EXPECT_EQ(replay.committed.at(env.id).envelope.recipients[0].attempts, 3u);
+  // A torn copy leaves the original in place.
+  std::string torn = second.substr(0, second.size() - 3);
+  SpoolReplay partial = replay_of({first, torn});
+  ASSERT_EQ(partial.committed.size(), 1u);
+  EXPECT_EQ(partial.committed.at(env.id).content.front().segment, 1u);
+}
+
+TEST(SegmentTest, BitFlipStopsTheScanAndKeepsEarlierRecords) {
+  Envelope env = sample_envelope();
+  std::string seg = build_segment(env, "body", true);
+  size_t committed_end = seg.size();
   Envelope later = env;
   later.recipients[1].attempts = 4;
-  append_record(file, RecordType::kState, encode_state(later));
-  file[file.size() - 2] ^= 0x40;
-  ScanResult scan = scan_spool_bytes(file);
-  EXPECT_TRUE(scan.committed);
+  append_message_record(seg, RecordType::kState, env.id, encode_state(later), kNonce);
+  seg[seg.size() - 2] ^= 0x40;
+  SegmentScan scan = scan_segment_bytes(seg);
   EXPECT_EQ(scan.valid_end, committed_end);
   EXPECT_NE(scan.problem.find("CRC"), std::string::npos) << scan.problem;
-  EXPECT_EQ(scan.envelope.recipients[1].attempts, 0u);
+  SpoolReplay replay = replay_of({seg});
+  EXPECT_EQ(replay.committed.at(env.id).envelope.recipients[1].attempts, 0u);
 }
 
-TEST(ScanTest, HugeLengthIsRejectedWithoutAllocating) {
-  std::string file = build_file(sample_envelope(), "body", true);
-  size_t end = file.size();
-  file += std::string("\xff\xff\xff\x7f", 4) + "S" + std::string(4, '\0');
-  ScanResult scan = scan_spool_bytes(file);
-  EXPECT_TRUE(scan.committed);
+TEST(SegmentTest, WrongNonceFailsTheCrc) {
+  Envelope env = sample_envelope();
+  std::string seg = segment_header(kNonce + 5);
+  append_message_record(seg, RecordType::kEnvelope, env.id, encode_envelope(env), kNonce);
+  EXPECT_TRUE(scan_segment_bytes(seg).records.empty());
+}
+
+TEST(SegmentTest, HugeLengthIsRejectedWithoutAllocating) {
+  std::string seg = build_segment(sample_envelope(), "body", true);
+  size_t end = seg.size();
+  seg += std::string("\xff\xff\xff\x7f", 4) + "S" + std::string(4, '\0');
+  SegmentScan scan = scan_segment_bytes(seg);
   EXPECT_EQ(scan.valid_end, end);
   EXPECT_FALSE(scan.problem.empty());
+}
+
+// The fuzz corpus's hand-made segment seeds (tests/fuzz/corpus/
+// queue_spool_record/seg-*) must stay valid segments, or the fuzzer would
+// start from nothing useful.
+TEST(SegmentTest, CorpusSeedsAreValidSegments) {
+  auto read = [](const std::string& name) {
+    std::ifstream in(std::string(TERN_SOURCE_DIR) + "/tests/fuzz/corpus/queue_spool_record/" + name, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  SpoolReplay interleaved = replay_of({read("seg-interleaved-done")});
+  ASSERT_EQ(interleaved.committed.size(), 1u);  // the other one is done
+  EXPECT_EQ(interleaved.committed.begin()->second.size, 11u);
+  SpoolReplay with_state = replay_of({read("seg-committed-state")});
+  ASSERT_EQ(with_state.committed.size(), 1u);
+  EXPECT_EQ(with_state.committed.begin()->second.envelope.recipients[0].state, Recipient::State::kDelivered);
+  EXPECT_EQ(with_state.committed.begin()->second.envelope.attributes.at("header.prepend"), "X: y\r\n");
+  EXPECT_EQ(replay_of({read("seg-torn")}).committed.size(), 1u);
+  EXPECT_TRUE(replay_of({read("seg-no-commit")}).committed.empty());
+  EXPECT_TRUE(replay_of({read("seg-bitflip")}).committed.empty());
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Tests for the spool: write/finish/sync/recover round trips, crash leftovers
-// (uncommitted files, torn state appends, garbage), state persistence across
-// reopen, and group commit under 50 concurrent writers.
+// (uncommitted messages, torn writes at every offset, garbage files), state
+// persistence across reopen, segment rotation, deletion and compaction, and
+// group commit under 50 concurrent writers.
 #include "queue/spool.h"
 
 #include <gtest/gtest.h>
@@ -151,61 +152,89 @@ TEST(SpoolTest, EmptyContentIsAllowed) {
   EXPECT_EQ(*content, "");
 }
 
-TEST(SpoolTest, AbortAndDestructorRemoveUnfinishedFiles) {
-  TempDir tmp;
-  auto spool = open_spool(tmp.path());
-  std::string path1, path2;
-  {
-    auto w1 = spool->create();
-    ASSERT_TRUE(w1);
-    path1 = tmp.sub((*w1)->id());
-    ASSERT_TRUE((*w1)->append(std::string(100'000, 'a')));
-    EXPECT_TRUE(fs::exists(path1));
-    (*w1)->abort();
-    EXPECT_FALSE(fs::exists(path1));
-    auto w2 = spool->create();
-    ASSERT_TRUE(w2);
-    path2 = tmp.sub((*w2)->id());
-    ASSERT_TRUE((*w2)->append("x"));
+std::vector<std::string> segment_files(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.is_regular_file() && e.path().extension() == ".seg") out.push_back(e.path().string());
   }
-  EXPECT_FALSE(fs::exists(path2));
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
-TEST(SpoolTest, UncommittedFilesAreDroppedAtRecovery) {
+// Copies the spool directory's segment files as they are now: what the disk
+// would hold if the process died at this moment with everything written so
+// far reaching it.
+void snapshot(const std::string& from, const std::string& to) {
+  ASSERT_TRUE(fs::make_dirs(to));
+  for (const auto& f : segment_files(from)) {
+    write_bytes(fs::join(to, std::filesystem::path(f).filename().string()), read_bytes(f));
+  }
+}
+
+uint64_t nonce_of(const std::string& segment_bytes) {
+  uint64_t nonce = 0;
+  for (int i = 0; i < 8; ++i) nonce |= static_cast<uint64_t>(static_cast<uint8_t>(segment_bytes[8 + i])) << (8 * i);
+  return nonce;
+}
+
+TEST(SpoolTest, AbortedAndUnfinishedMessagesLeaveNothing) {
   TempDir tmp;
-  std::string kept, crashed_copy;
   {
     auto spool = open_spool(tmp.path());
-    kept = write_message(*spool, make_envelope(), "kept\r\n");
-    // Simulate kill -9 during DATA: snapshot a file whose content chunks
-    // have reached the kernel but which has no COMMIT record.
-    auto writer = spool->create();
-    ASSERT_TRUE(writer);
-    ASSERT_TRUE((*writer)->append(std::string(150'000, 'z')));
-    std::string partial = read_bytes(tmp.sub((*writer)->id()));
-    ASSERT_GT(partial.size(), 65536u);
-    QueueIdGenerator ids;
-    crashed_copy = ids.next(1);  // sorts first; a valid name
-    write_bytes(tmp.sub(crashed_copy), partial);
-    // A crash right after create(): empty file.
-    write_bytes(tmp.sub(ids.next(2)), "");
-    // A crash in the middle of the final write: envelope but no COMMIT.
-    std::string no_commit = spool_header(0);
-    append_record(no_commit, RecordType::kContent, "abc");
-    append_record(no_commit, RecordType::kEnvelope, encode_envelope(make_envelope()));
-    write_bytes(tmp.sub(ids.next(3)), no_commit);
+    {
+      auto w1 = spool->create();
+      ASSERT_TRUE(w1);
+      ASSERT_TRUE((*w1)->append(std::string(100'000, 'a')));  // one content record already written
+      (*w1)->abort();
+      EXPECT_FALSE((*w1)->finish(make_envelope()));
+      auto w2 = spool->create();
+      ASSERT_TRUE(w2);
+      ASSERT_TRUE((*w2)->append("x"));
+    }
+    EXPECT_EQ(spool->stats().messages, 0u);
+    EXPECT_TRUE(spool->sync());
   }
   auto spool = open_spool(tmp.path());
   auto recovered = spool->recover();
   ASSERT_TRUE(recovered);
+  EXPECT_TRUE(recovered->empty());
+}
+
+TEST(SpoolTest, UncommittedMessagesAreDroppedAtRecovery) {
+  TempDir tmp;
+  std::string dir = tmp.sub("live"), crashed = tmp.sub("crashed");
+  std::string kept;
+  {
+    auto spool = open_spool(dir);
+    kept = write_message(*spool, make_envelope(), "kept\r\n");
+    // kill -9 during DATA: content records have reached the kernel, the
+    // COMMIT has not.
+    auto writer = spool->create();
+    ASSERT_TRUE(writer);
+    ASSERT_TRUE((*writer)->append(std::string(150'000, 'z')));
+    snapshot(dir, crashed);
+  }
+  auto segs = segment_files(crashed);
+  ASSERT_FALSE(segs.empty());
+  // A crash in the middle of the final write: envelope but no COMMIT.
+  std::string last = read_bytes(segs.back());
+  Envelope half = make_envelope();
+  half.id = "00000000000001";
+  append_message_record(last, RecordType::kContent, half.id, "abc", nonce_of(last));
+  append_message_record(last, RecordType::kEnvelope, half.id, encode_envelope(half), nonce_of(last));
+  write_bytes(segs.back(), last);
+  // A crash right after a segment was created: an empty file.
+  write_bytes(fs::join(crashed, "00000000000000ff.seg"), "");
+
+  auto spool = open_spool(crashed);
+  auto recovered = spool->recover();
+  ASSERT_TRUE(recovered);
   ASSERT_EQ(recovered->size(), 1u);
   EXPECT_EQ((*recovered)[0].id, kept);
-  size_t files = 0;
-  for (const auto& e : std::filesystem::directory_iterator(tmp.path())) {
-    if (e.is_regular_file()) ++files;
-  }
-  EXPECT_EQ(files, 1u);
-  EXPECT_FALSE(fs::exists(tmp.sub(crashed_copy)));
+  auto content = spool->read_content(kept);
+  ASSERT_TRUE(content);
+  EXPECT_EQ(*content, "kept\r\n");
+  EXPECT_FALSE(fs::exists(fs::join(crashed, "00000000000000ff.seg")));
 }
 
 TEST(SpoolTest, StateUpdatesSurviveReopen) {
@@ -238,10 +267,10 @@ TEST(SpoolTest, StateUpdatesSurviveReopen) {
   EXPECT_EQ((*recovered)[0], expected);
 }
 
-TEST(SpoolTest, TornStateAppendRecoversPreviousStateAtEveryOffset) {
+TEST(SpoolTest, TornLastWriteRecoversPreviousStateAtEveryOffset) {
   TempDir tmp;
   std::string base_dir = tmp.sub("base");
-  std::string id, full;
+  std::string id, full, name;
   size_t before_last = 0;
   Envelope previous;
   {
@@ -253,29 +282,36 @@ TEST(SpoolTest, TornStateAppendRecoversPreviousStateAtEveryOffset) {
     env->recipients[0].last_reply = "first";
     ASSERT_TRUE(spool->append_state(*env));
     previous = *env;
-    before_last = read_bytes(fs::join(base_dir, id)).size();
+    auto segs = segment_files(base_dir);
+    ASSERT_EQ(segs.size(), 1u);
+    name = std::filesystem::path(segs[0]).filename().string();
+    before_last = read_bytes(segs[0]).size();
     env->recipients[0].attempts = 2;
     env->recipients[0].state = Recipient::State::kDelivered;
     env->recipients[0].last_reply = "second";
     ASSERT_TRUE(spool->append_state(*env));
     ASSERT_TRUE(spool->sync());
-    full = read_bytes(fs::join(base_dir, id));
+    full = read_bytes(segs[0]);
   }
   ASSERT_GT(full.size(), before_last);
   for (size_t cut = before_last; cut < full.size(); ++cut) {
     SCOPED_TRACE("cut at " + std::to_string(cut));
     std::string dir = tmp.sub("cut" + std::to_string(cut));
     ASSERT_TRUE(fs::make_dirs(dir));
-    write_bytes(fs::join(dir, id), std::string_view(full).substr(0, cut));
+    write_bytes(fs::join(dir, name), std::string_view(full).substr(0, cut));
     auto spool = open_spool(dir);
     auto recovered = spool->recover();
     ASSERT_TRUE(recovered);
     ASSERT_EQ(recovered->size(), 1u);
     EXPECT_EQ((*recovered)[0], previous);
-    // The torn tail was cut off, so a new append is visible afterwards.
+    // New records go to a new segment, so they are not hidden behind the
+    // torn tail, and they survive the next restart.
     Envelope next = previous;
     next.recipients[1].attempts = 7;
     ASSERT_TRUE(spool->append_state(next));
+    ASSERT_TRUE(spool->sync());
+    spool.reset();
+    spool = open_spool(dir);
     auto loaded = spool->load(id);
     ASSERT_TRUE(loaded);
     EXPECT_EQ(*loaded, next);
@@ -285,15 +321,13 @@ TEST(SpoolTest, TornStateAppendRecoversPreviousStateAtEveryOffset) {
 TEST(SpoolTest, GarbageFilesAreReportedNotFatal) {
   TempDir tmp;
   std::string good;
-  QueueIdGenerator ids;
-  std::string garbage_id = ids.next(10);
   {
     auto spool = open_spool(tmp.path());
     good = write_message(*spool, make_envelope(), "good");
   }
   std::string garbage;
   for (int i = 0; i < 5000; ++i) garbage.push_back(static_cast<char>((i * 7919) % 251));
-  write_bytes(tmp.sub(garbage_id), garbage);
+  write_bytes(tmp.sub("0000000000000abc.seg"), garbage);
   write_bytes(tmp.sub("README"), "not a queue file");
   std::filesystem::create_directory(tmp.sub("subdir"));
 
@@ -302,40 +336,55 @@ TEST(SpoolTest, GarbageFilesAreReportedNotFatal) {
   ASSERT_TRUE(recovered);
   ASSERT_EQ(recovered->size(), 1u);
   EXPECT_EQ((*recovered)[0].id, good);
-  EXPECT_FALSE(fs::exists(tmp.sub(garbage_id)));
-  EXPECT_TRUE(fs::exists(tmp.sub("corrupt/" + garbage_id)));
+  EXPECT_FALSE(fs::exists(tmp.sub("0000000000000abc.seg")));
+  EXPECT_TRUE(fs::exists(tmp.sub("corrupt/0000000000000abc.seg")));
   EXPECT_TRUE(fs::exists(tmp.sub("README")));  // foreign files are left alone
-  // A second recovery does not trip over the quarantine directory.
   auto again = spool->recover();
   ASSERT_TRUE(again);
   EXPECT_EQ(again->size(), 1u);
+  // Still writable, and a restart does not trip over the quarantine directory.
+  std::string more = write_message(*spool, make_envelope(), "more");
+  spool.reset();
+  spool = open_spool(tmp.path());
+  auto third = spool->recover();
+  ASSERT_TRUE(third);
+  EXPECT_EQ(third->size(), 2u);
 }
 
 TEST(SpoolTest, CorruptContentIsDetectedOnRead) {
   TempDir tmp;
   auto spool = open_spool(tmp.path());
   std::string id = write_message(*spool, make_envelope(), "precious content");
-  std::string bytes = read_bytes(tmp.sub(id));
+  auto segs = segment_files(tmp.path());
+  ASSERT_EQ(segs.size(), 1u);
+  std::string bytes = read_bytes(segs[0]);
   auto at = bytes.find("precious");
   ASSERT_NE(at, std::string::npos);
   bytes[at] = 'P';
-  write_bytes(tmp.sub(id), bytes);
+  write_bytes(segs[0], bytes);
   EXPECT_TRUE(spool->load(id));  // envelope is intact
   EXPECT_FALSE(spool->read_content(id));
 }
 
 TEST(SpoolTest, RemoveDeletesTheMessage) {
   TempDir tmp;
+  std::string id;
+  {
+    auto spool = open_spool(tmp.path());
+    id = write_message(*spool, make_envelope(), "x");
+    ASSERT_TRUE(spool->remove(id));
+    ASSERT_TRUE(spool->sync());
+    EXPECT_FALSE(spool->load(id));
+    EXPECT_FALSE(spool->remove(id));
+    EXPECT_FALSE(spool->remove("../etc/passwd"));
+    Envelope gone;
+    gone.id = id;
+    EXPECT_FALSE(spool->append_state(gone));
+    auto recovered = spool->recover();
+    ASSERT_TRUE(recovered);
+    EXPECT_TRUE(recovered->empty());
+  }
   auto spool = open_spool(tmp.path());
-  std::string id = write_message(*spool, make_envelope(), "x");
-  ASSERT_TRUE(spool->remove(id));
-  ASSERT_TRUE(spool->sync());
-  EXPECT_FALSE(spool->load(id));
-  EXPECT_FALSE(spool->remove(id));
-  EXPECT_FALSE(spool->remove("../etc/passwd"));
-  Envelope gone;
-  gone.id = id;
-  EXPECT_FALSE(spool->append_state(gone));
   auto recovered = spool->recover();
   ASSERT_TRUE(recovered);
   EXPECT_TRUE(recovered->empty());
@@ -352,6 +401,109 @@ TEST(SpoolTest, NewIdsSortAfterExistingOnesAfterRestart) {
   auto writer = spool->create();
   ASSERT_TRUE(writer);
   EXPECT_GT((*writer)->id(), first);
+}
+
+Spool::Options small_segments(int64_t compact_after_seconds = 300) {
+  Spool::Options o;
+  o.segment_bytes = 64 * 1024;
+  o.compact_after_seconds = compact_after_seconds;
+  return o;
+}
+
+TEST(SpoolSegments, SegmentsRotateAndFinishedOnesAreDeleted) {
+  TempDir tmp;
+  auto opened = Spool::open(tmp.path(), small_segments());
+  ASSERT_TRUE(opened);
+  auto& spool = **opened;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 100; ++i) ids.push_back(write_message(spool, make_envelope(1), std::string(4000, 'm')));
+  EXPECT_GE(segment_files(tmp.path()).size(), 6u);
+  for (const auto& id : ids) ASSERT_TRUE(spool.remove(id));
+  ASSERT_TRUE(spool.sync());  // makes the DONE records durable, then deletes
+  ASSERT_TRUE(spool.sync());
+  EXPECT_EQ(segment_files(tmp.path()).size(), 1u);  // the active one
+  EXPECT_EQ(spool.stats().messages, 0u);
+}
+
+TEST(SpoolSegments, OldSegmentsAreKeptWhileAnyMessageInThemIsQueued) {
+  TempDir tmp;
+  std::string deferred;
+  {
+    auto opened = Spool::open(tmp.path(), small_segments());  // no compaction yet (5 minutes)
+    ASSERT_TRUE(opened);
+    auto& spool = **opened;
+    deferred = write_message(spool, make_envelope(1), "deferred\r\n");
+    std::vector<std::string> ids;
+    for (int i = 0; i < 60; ++i) ids.push_back(write_message(spool, make_envelope(1), std::string(4000, 'm')));
+    for (const auto& id : ids) ASSERT_TRUE(spool.remove(id));
+    ASSERT_TRUE(spool.sync());
+    ASSERT_TRUE(spool.sync());
+    // The first segment holds the deferred message and so do all later
+    // ones (their DONE records must outlive it).
+    EXPECT_GE(segment_files(tmp.path()).size(), 4u);
+  }
+  auto spool = open_spool(tmp.path());
+  auto recovered = spool->recover();
+  ASSERT_TRUE(recovered);
+  ASSERT_EQ(recovered->size(), 1u);  // the 60 removed ones stay removed
+  EXPECT_EQ((*recovered)[0].id, deferred);
+}
+
+TEST(SpoolSegments, CompactionCopiesALongQueuedMessageForward) {
+  TempDir tmp;
+  std::string deferred;
+  Envelope state;
+  {
+    auto opened = Spool::open(tmp.path(), small_segments(0));
+    ASSERT_TRUE(opened);
+    auto& spool = **opened;
+    deferred = write_message(spool, make_envelope(2), big_content());
+    auto env = spool.load(deferred);
+    ASSERT_TRUE(env);
+    env->recipients[0].state = Recipient::State::kDelivered;
+    env->recipients[1].attempts = 3;
+    env->recipients[1].last_reply = "451 4.4.1 later";
+    ASSERT_TRUE(spool.append_state(*env));
+    state = *env;
+    std::vector<std::string> ids;
+    for (int i = 0; i < 60; ++i) ids.push_back(write_message(spool, make_envelope(1), std::string(4000, 'm')));
+    for (const auto& id : ids) ASSERT_TRUE(spool.remove(id));
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(spool.sync());
+    EXPECT_GE(spool.stats().compacted, 1u);
+    EXPECT_LE(segment_files(tmp.path()).size(), 2u);
+    auto content = spool.read_content(deferred);
+    ASSERT_TRUE(content);
+    EXPECT_EQ(*content, big_content());
+    auto loaded = spool.load(deferred);
+    ASSERT_TRUE(loaded);
+    EXPECT_EQ(*loaded, state);
+  }
+  auto spool = open_spool(tmp.path());
+  auto recovered = spool->recover();
+  ASSERT_TRUE(recovered);
+  ASSERT_EQ(recovered->size(), 1u);
+  EXPECT_EQ((*recovered)[0], state);
+  auto content = spool->read_content(deferred);
+  ASSERT_TRUE(content);
+  EXPECT_EQ(*content, big_content());
+}
+
+TEST(SpoolSegments, ALargeMessageMaySpanSegments) {
+  TempDir tmp;
+  std::string id;
+  std::string content = big_content() + big_content();
+  {
+    Spool::Options o = small_segments();
+    o.segment_bytes = 100 * 1024;
+    auto opened = Spool::open(tmp.path(), o);
+    ASSERT_TRUE(opened);
+    id = write_message(**opened, make_envelope(1), content);
+    EXPECT_GE(segment_files(tmp.path()).size(), 3u);
+  }
+  auto spool = open_spool(tmp.path());
+  auto read = spool->read_content(id);
+  ASSERT_TRUE(read);
+  EXPECT_EQ(*read, content);
 }
 
 class GroupCommitTest : public ::testing::TestWithParam<Spool::SyncMode> {};
@@ -482,159 +634,6 @@ TEST(SpoolTest, DestructorCompletesPendingSyncs) {
     }
   }
   EXPECT_EQ(completed.load(), 20);
-}
-
-}  // namespace
-}  // namespace tern::queue
-
-namespace tern::queue {
-namespace {
-
-using testing::TempDir;
-
-size_t count_files(const std::string& dir) {
-  size_t n = 0;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) n += e.is_regular_file() ? 1 : 0;
-  return n;
-}
-
-// Waits until the pool thread has stocked free/ (it then rests until the
-// pool runs low), so that inode checks below are not racing it.
-void wait_for_full_pool(const std::string& dir) {
-  for (int i = 0; i < 1000 && count_files(dir + "/free") < 1024; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ASSERT_GE(count_files(dir + "/free"), 1024u);
-}
-
-std::set<ino_t> inodes_in(const std::string& dir) {
-  std::set<ino_t> out;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) {
-    struct stat st;
-    if (::stat(e.path().c_str(), &st) == 0) out.insert(st.st_ino);
-  }
-  return out;
-}
-
-TEST(SpoolRecycling, FinishedFilesAreReusedWithTheirOldContentGone) {
-  TempDir tmp;
-  std::string dir = tmp.sub("queue");
-  auto spool = open_spool(dir);
-  wait_for_full_pool(dir);
-  std::string first = write_message(*spool, make_envelope(1), std::string(10000, 'x') + "\r\n");
-  struct stat before;
-  ASSERT_EQ(::stat((dir + "/" + first).c_str(), &before), 0);
-  ASSERT_TRUE(spool->remove(first));
-  size_t pooled = count_files(dir + "/free");
-  std::string second = write_message(*spool, make_envelope(2), "short\r\n");
-  EXPECT_NE(second, first);
-  EXPECT_EQ(count_files(dir + "/free"), pooled - 1);
-  struct stat after;
-  ASSERT_EQ(::stat((dir + "/" + second).c_str(), &after), 0);
-  EXPECT_EQ(after.st_ino, before.st_ino);  // the file just finished is reused first (LIFO)
-  auto content = spool->read_content(second);
-  ASSERT_TRUE(content);
-  EXPECT_EQ(*content, "short\r\n");
-  auto recovered = spool->recover();
-  ASSERT_TRUE(recovered);
-  ASSERT_EQ(recovered->size(), 1u);
-  EXPECT_EQ((*recovered)[0].id, second);
-  EXPECT_EQ((*recovered)[0].recipients.size(), 2u);
-}
-
-TEST(SpoolRecycling, PoolIsStockedAheadSoCreateNeedsNoNewInode) {
-  TempDir tmp;
-  std::string dir = tmp.sub("queue");
-  auto spool = open_spool(dir);
-  wait_for_full_pool(dir);
-  std::set<ino_t> pooled = inodes_in(dir + "/free");
-  std::string id = write_message(*spool, make_envelope(1), "hello\r\n");
-  struct stat st;
-  ASSERT_EQ(::stat((dir + "/" + id).c_str(), &st), 0);
-  EXPECT_TRUE(pooled.count(st.st_ino)) << "create() allocated a new file instead of taking a pooled one";
-  EXPECT_EQ(*spool->read_content(id), "hello\r\n");
-}
-
-TEST(SpoolRecycling, StaleRecycledFileUnderANewNameIsNeverRedelivered) {
-  // A crash after a recycled file got its new name but before its truncation
-  // reached the disk leaves the old, committed records under the new name.
-  TempDir tmp;
-  std::string dir = tmp.sub("queue");
-  std::string old_id, stale_name;
-  {
-    auto spool = open_spool(dir);
-    old_id = write_message(*spool, make_envelope(1), "delivered long ago\r\n");
-    stale_name = write_message(*spool, make_envelope(1), "x\r\n");
-    // Simulate: stale_name's file holds old_id's committed records.
-    write_bytes(dir + "/" + stale_name, read_bytes(dir + "/" + old_id));
-    ASSERT_TRUE(spool->remove(old_id));
-  }
-  auto spool = open_spool(dir);
-  auto recovered = spool->recover();
-  ASSERT_TRUE(recovered);
-  EXPECT_TRUE(recovered->empty());
-  EXPECT_FALSE(std::filesystem::exists(dir + "/" + stale_name));
-}
-
-}  // namespace
-}  // namespace tern::queue
-
-namespace tern::queue {
-namespace {
-
-TEST(SpoolRecycling, StateAppendedToAReusedLongerFileSurvivesRecovery) {
-  TempDir tmp;
-  std::string dir = tmp.sub("queue");
-  std::string id;
-  {
-    auto spool = open_spool(dir);
-    wait_for_full_pool(dir);  // then the file just removed is the one reused (LIFO)
-    std::string big = write_message(*spool, make_envelope(3), std::string(200000, 'b') + "\r\n");
-    ASSERT_TRUE(spool->remove(big));
-    id = write_message(*spool, make_envelope(2), "short\r\n");
-    // The reused file still holds the old bytes past the new records.
-    EXPECT_GT(std::filesystem::file_size(dir + "/" + id), 200000u);
-    Envelope held = *spool->load(id);
-    held.held = true;
-    held.recipients[1].attempts = 4;
-    ASSERT_TRUE(spool->append_state(held));
-    ASSERT_TRUE(spool->sync());
-  }
-  auto spool = open_spool(dir);
-  auto recovered = spool->recover();
-  ASSERT_TRUE(recovered);
-  ASSERT_EQ(recovered->size(), 1u);
-  EXPECT_TRUE((*recovered)[0].held);
-  EXPECT_EQ((*recovered)[0].recipients[1].attempts, 4u);
-  EXPECT_EQ(*spool->read_content(id), "short\r\n");
-  // Recovery trimmed the stale tail; a later state append is still found.
-  Envelope again = (*recovered)[0];
-  again.held = false;
-  ASSERT_TRUE(spool->append_state(again));
-  auto loaded = spool->load(id);
-  ASSERT_TRUE(loaded);
-  EXPECT_FALSE(loaded->held);
-}
-
-TEST(SpoolRecycling, UncommittedNewIncarnationOverAnOldCommittedFileIsDropped) {
-  // Crash while a reused file is being rewritten: new header and a little
-  // content over the old message's committed records.
-  TempDir tmp;
-  std::string dir = tmp.sub("queue");
-  std::string name;
-  {
-    auto spool = open_spool(dir);
-    name = write_message(*spool, make_envelope(1), "old message body\r\n");
-    std::string bytes = read_bytes(dir + "/" + name);
-    std::string fresh = spool_header(0x1234);
-    append_record(fresh, RecordType::kContent, "new", 0x1234);
-    bytes.replace(0, fresh.size(), fresh);
-    write_bytes(dir + "/" + name, bytes);
-  }
-  auto spool = open_spool(dir);
-  auto recovered = spool->recover();
-  ASSERT_TRUE(recovered);
-  EXPECT_TRUE(recovered->empty());
 }
 
 }  // namespace
