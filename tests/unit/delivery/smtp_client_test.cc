@@ -288,6 +288,31 @@ TEST(SmtpClient, PipelinedTransactionWithPerRecipientReplies) {
   EXPECT_TRUE(result.connection_usable);
 }
 
+TEST(SmtpClient, LongPipelinedGroupsAreSentInWindows) {
+  FakeSmtpServer server([&](Peer& p, int) {
+    greet(p);
+    p.expect("MAIL", "");
+    p.expect("RCPT TO:<a@x>", "");
+    EXPECT_TRUE(p.silent());  // window of two: waits for these replies first
+    p.write("250 ok\r\n250 ok\r\n");
+    p.expect("RCPT TO:<b@x>", "");
+    p.expect("RCPT TO:<c@x>", "");
+    p.write("250 ok\r\n550 5.1.1 no\r\n");
+    p.expect("DATA", "354 go\r\n");
+    p.data();
+    p.write("250 ok\r\n");
+  });
+  SmtpClientOptions options = test_options();
+  options.max_pipelined_commands = 2;
+  SmtpConnection conn(options);
+  ASSERT_TRUE(conn.connect(server.endpoint()));
+  SendResult result = conn.send(message_to({"a@x", "b@x", "c@x"}));
+  server.join();
+  EXPECT_TRUE(result.recipients[0].result.delivered());
+  EXPECT_TRUE(result.recipients[1].result.delivered());
+  EXPECT_EQ(result.recipients[2].result.code, 550);
+}
+
 TEST(SmtpClient, LockStepWithoutPipeliningAndHeloFallback) {
   std::string data;
   FakeSmtpServer server([&](Peer& p, int) {
