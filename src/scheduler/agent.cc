@@ -24,7 +24,13 @@ void DeliveryAgent::start() {
   for (size_t i = 0; i < std::max<size_t>(1, options_.workers); ++i) {
     threads_.emplace_back([this] {
       pthread_setname_np(pthread_self(), "tern-deliver");
-      worker();
+      worker(kMaxBatch);
+    });
+  }
+  for (size_t i = 0; remote_ != nullptr && i < options_.remote_workers; ++i) {
+    threads_.emplace_back([this] {
+      pthread_setname_np(pthread_self(), "tern-remote");
+      worker(1);
     });
   }
 }
@@ -51,7 +57,7 @@ size_t DeliveryAgent::run_once() {
   return n;
 }
 
-void DeliveryAgent::worker() {
+void DeliveryAgent::worker(size_t max_batch) {
   // Accepting mail comes first: clients wait for our replies, deliveries
   // wait for nobody, and the queue is durable. So while the backlog is
   // moderate, workers run in the SCHED_IDLE class: they use the CPU time the
@@ -76,7 +82,7 @@ void DeliveryAgent::worker() {
     if (want_idle != idle_class && options_.yield_to_smtp) set_class(want_idle);
     // Lease whatever is due (up to kMaxBatch): under load a worker delivers
     // a burst of messages with one round of syncs.
-    auto batch = queue_.take_ready(clock_.now(), kMaxBatch);
+    auto batch = queue_.take_ready(clock_.now(), max_batch);
     if (batch.empty()) {
       auto due = queue_.next_due();
       int64_t wait_s = due ? std::max<int64_t>(0, *due - clock_.now()) : 60;
@@ -97,30 +103,40 @@ void DeliveryAgent::deliver_batch(std::vector<queue::Envelope> batch) {
   int64_t now = clock_.now();
   struct Work {
     queue::Envelope* env;
-    std::vector<size_t> idx;  // recipients handed to the local transport
+    std::vector<size_t> idx;         // recipients handed to the local transport
+    std::vector<size_t> remote_idx;  // recipients for RemoteDelivery
     std::string content;
+    std::map<size_t, std::string> remote_mta;
+    std::set<size_t> relayed_without_dsn;
   };
+  std::vector<queue::Envelope> before;
+  if (after_complete_) before = batch;
   std::vector<Work> work;
   for (auto& env : batch) {
-    Work w{&env, {}, {}};
-    std::vector<delivery::LocalDelivery> rcpts;
+    Work w{&env, {}, {}, {}, {}, {}};
     for (size_t i = 0; i < env.recipients.size(); ++i) {
       auto& r = env.recipients[i];
       if (r.state != queue::Recipient::State::kPending || r.next_attempt > now) continue;
       if (!is_local(r.address)) {
-        // Remote delivery (MX lookup, SMTP client) arrives with the sending
-        // issue; until then relayed mail waits in the queue and is retried.
-        r.last_reply = "451 4.4.0 remote delivery is not available in this build";
+        if (remote_ == nullptr) {
+          // No remote delivery configured (unit tests of local delivery):
+          // relayed mail waits in the queue and is retried.
+          r.last_reply = "451 4.4.0 remote delivery is not available in this build";
+        } else {
+          w.remote_idx.push_back(i);
+        }
         continue;
       }
       w.idx.push_back(i);
     }
-    if (!w.idx.empty()) {
+    if (!w.idx.empty() || !w.remote_idx.empty()) {
       auto content = spool_.read_message(env);
       if (!content) {
         log::error("delivery_error").kv("id", env.id).kv("error", content.error().text);
         for (size_t i : w.idx) env.recipients[i].last_reply = content.error().to_string();
+        for (size_t i : w.remote_idx) env.recipients[i].last_reply = content.error().to_string();
         w.idx.clear();
+        w.remote_idx.clear();
       } else {
         w.content = std::move(*content);
       }
@@ -149,9 +165,30 @@ void DeliveryAgent::deliver_batch(std::vector<queue::Envelope> batch) {
       record_result(*w.env, w.env->recipients[w.idx[k]], results[m][k]);
     }
   }
-  for (auto& env : batch) {
+  // Remote recipients: one message at a time, grouped by transport and
+  // destination inside RemoteDelivery.
+  for (auto& w : work) {
+    if (w.remote_idx.empty()) continue;
+    auto results = remote_->deliver(*w.env, w.remote_idx, w.content);
+    for (const auto& res : results) {
+      auto& r = w.env->recipients.at(res.index);
+      r.state = res.state;
+      r.last_reply = res.last_reply;
+      if (!res.remote_mta.empty()) w.remote_mta[res.index] = res.remote_mta;
+      if (res.dsn_not_relayed && res.state == queue::Recipient::State::kDelivered) {
+        w.relayed_without_dsn.insert(res.index);
+      }
+    }
+  }
+  for (size_t k = 0; k < batch.size(); ++k) {
+    auto& env = batch[k];
     auto done = queue_.complete(env.id, env);
-    if (!done) log::error("queue_error").kv("id", env.id).kv("error", done.error().text);
+    if (!done) {
+      log::error("queue_error").kv("id", env.id).kv("error", done.error().text);
+      continue;
+    }
+    // DSNs (queue::Bouncer) for what this attempt decided.
+    if (after_complete_) after_complete_(before[k], *done, work[k].remote_mta, work[k].relayed_without_dsn);
   }
 }
 
