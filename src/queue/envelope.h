@@ -47,6 +47,9 @@ struct Envelope {
   int64_t received_at = 0;  // unix seconds
   std::string client_ip, client_helo, auth_user, listener, protocol;  // protocol e.g. "ESMTPS"
   bool held = false;
+  // A delay DSN (RFC 3464 action "delayed") was sent for this message; it is
+  // sent at most once (see queue/bounce.h). Persisted in state records.
+  bool delay_warned = false;
   uint64_t size = 0;  // content bytes
   std::map<std::string, std::string> attributes;  // extensible (e.g. authentication results)
 

@@ -98,8 +98,10 @@ std::vector<Envelope> QueueManager::take_ready(int64_t now, size_t max) {
 }
 
 Result<Envelope> QueueManager::complete(const std::string& id, const Envelope& updated) {
-  Envelope result;
+  Envelope before, result;
   bool more_work = false;
+  Status persisted;
+  CompleteCallback on_complete;
   {
     std::lock_guard lock(mu_);
     auto it = entries_.find(id);
@@ -109,6 +111,8 @@ Result<Envelope> QueueManager::complete(const std::string& id, const Envelope& u
     if (updated.recipients.size() != entry.env.recipients.size()) {
       return Error::local("queue: complete() with a different recipient list for " + id);
     }
+    on_complete = on_complete_;
+    if (on_complete) before = entry.env;
     const int64_t now = clock_.now();
     const int64_t expires_at = entry.env.received_at + policy_.max_age;
     for (size_t i : entry.leased_recipients) {
@@ -129,21 +133,48 @@ Result<Envelope> QueueManager::complete(const std::string& id, const Envelope& u
     entry.leased = false;
     entry.leased_recipients.clear();
     result = entry.env;
-    Status st;
     if (entry.env.has_pending()) {
-      st = persist_state(entry.env);
+      // On failure the outcome still stands in memory (and is reported to
+      // on_complete); it is persisted with the next state change.
+      persisted = persist_state(entry.env);
       reindex(entry);
       more_work = true;
     } else {
-      st = spool_.remove(id);
-      spool_.sync_async([](Status) {});
+      // Out of the index now; the spool copy goes after on_complete ran, so
+      // that a bounce can still quote the content.
+      unindex(entry);
       entries_.erase(it);
-      if (!st) log::error("queue_remove_failed").kv("id", id).kv("error", st.error().text);
     }
-    if (!st) return st.error();
   }
-  if (more_work) notify_ready();
+  if (on_complete) on_complete(before, result);
+  if (more_work) {
+    if (!persisted) return persisted.error();
+    notify_ready();
+  } else {
+    Status st = spool_.remove(id);
+    spool_.sync_async([](Status) {});
+    if (!st) {
+      log::error("queue_remove_failed").kv("id", id).kv("error", st.error().text);
+      return st.error();
+    }
+  }
   return result;
+}
+
+void QueueManager::set_on_complete(CompleteCallback on_complete) {
+  std::lock_guard lock(mu_);
+  on_complete_ = std::move(on_complete);
+}
+
+Status QueueManager::mark_delay_warned(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return unknown_id(id);
+  Entry& entry = it->second;
+  if (entry.env.delay_warned) return ok();
+  entry.env.delay_warned = true;
+  // If leased, the worker's complete() persists the flag again with its results.
+  return persist_state(entry.env);
 }
 
 void QueueManager::abandon(const std::string& id) {

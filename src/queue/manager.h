@@ -88,7 +88,17 @@ class QueueManager {
   // result (append_state, or remove() when nothing is pending) and requests a
   // group sync. Returns the resulting envelope, so that the caller can see
   // recipients that expired here (for DSNs).
+  //
+  // The on_complete callback (set_on_complete) runs inside complete(), after
+  // the outcome is decided and persisted but before a finished message's
+  // content is removed from the spool, outside the manager's lock: it may
+  // read the content with Spool::read_message and call other manager methods.
+  // A finished message is already gone from the index while it runs.
   Result<Envelope> complete(const std::string& id, const Envelope& updated);
+  // before = the envelope as the manager held it when complete() started;
+  // after = what complete() returns. Runs on the thread calling complete().
+  using CompleteCallback = std::function<void(const Envelope& before, const Envelope& after)>;
+  void set_on_complete(CompleteCallback on_complete);
   // Ends the lease on `id` without recording an attempt (e.g. shutdown).
   void abandon(const std::string& id);
 
@@ -103,6 +113,10 @@ class QueueManager {
   Status remove(const std::string& id);  // deletes the message from the queue and the spool
   void flush();                          // every pending recipient is due now
   Status retry(const std::string& id);   // this message's pending recipients are due now
+
+  // Records (persistently) that the delay DSN of `id` was sent, so that it is
+  // not sent again, also after a restart. Error for an unknown id.
+  Status mark_delay_warned(const std::string& id);
 
   // Earliest next_attempt among unheld, unleased messages with pending
   // recipients; nullopt when there is none.
@@ -140,6 +154,7 @@ class QueueManager {
   uint64_t ready_generation_ = 0;
   bool shutdown_ = false;
   std::function<void()> on_ready_;
+  CompleteCallback on_complete_;
 };
 
 }  // namespace tern::queue

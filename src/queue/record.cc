@@ -102,13 +102,13 @@ bool as_uint(std::string_view field, uint64_t& v) { return get_varint(field, v) 
 enum EnvelopeTag : uint64_t {
   kEnvId = 1, kEnvMailFrom, kEnvRecipient, kEnvBody, kEnvSmtputf8, kEnvRet, kEnvEnvid,
   kEnvRequiretls, kEnvReceivedAt, kEnvClientIp, kEnvClientHelo, kEnvAuthUser, kEnvListener,
-  kEnvProtocol, kEnvHeld, kEnvSize, kEnvAttribute,
+  kEnvProtocol, kEnvHeld, kEnvSize, kEnvAttribute, kEnvDelayWarned,
 };
 enum RecipientTag : uint64_t {
   kRcptAddress = 1, kRcptOriginal, kRcptNotify, kRcptOrcptType, kRcptOrcpt, kRcptState,
   kRcptAttempts, kRcptNextAttempt, kRcptLastReply, kRcptIndex,
 };
-enum StateTag : uint64_t { kStateHeld = 1, kStateRecipient = 2 };
+enum StateTag : uint64_t { kStateHeld = 1, kStateRecipient = 2, kStateDelayWarned = 3 };
 enum AttributeTag : uint64_t { kAttrKey = 1, kAttrValue = 2 };
 
 void put_recipient_state(FieldWriter& w, const Recipient& r) {
@@ -263,6 +263,9 @@ std::string encode_envelope(const Envelope& env) {
   w.bytes(kEnvProtocol, env.protocol);
   w.uint(kEnvHeld, env.held ? 1 : 0);
   w.uint(kEnvSize, env.size);
+  // Written only when set, so records of messages that never got a delay DSN
+  // stay byte-identical to those of older versions.
+  if (env.delay_warned) w.uint(kEnvDelayWarned, 1);
   for (const auto& [key, value] : env.attributes) {
     FieldWriter aw;
     aw.bytes(kAttrKey, key);
@@ -342,6 +345,10 @@ Result<Envelope> decode_envelope(std::string_view payload) {
         good = as_uint(value, n);
         env.size = n;
         break;
+      case kEnvDelayWarned:
+        good = as_uint(value, n);
+        env.delay_warned = n != 0;
+        break;
       default:
         break;  // unknown field from a newer version
     }
@@ -354,6 +361,7 @@ Result<Envelope> decode_envelope(std::string_view payload) {
 std::string encode_state(const Envelope& env) {
   FieldWriter w;
   w.uint(kStateHeld, env.held ? 1 : 0);
+  if (env.delay_warned) w.uint(kStateDelayWarned, 1);
   for (size_t i = 0; i < env.recipients.size(); ++i) {
     FieldWriter rw;
     rw.uint(kRcptIndex, i);
@@ -366,6 +374,9 @@ std::string encode_state(const Envelope& env) {
 Status apply_state(std::string_view payload, Envelope& env) {
   // Decode into a copy first so that a malformed record changes nothing.
   Envelope updated = env;
+  // Like the held flag, the state record is complete: no tag 3 means no
+  // delay DSN was sent yet (also how records written before tag 3 read).
+  updated.delay_warned = false;
   FieldReader fields(payload);
   uint64_t tag = 0;
   std::string_view value;
@@ -374,6 +385,10 @@ Status apply_state(std::string_view payload, Envelope& env) {
       uint64_t n = 0;
       if (!as_uint(value, n)) return format_error("bad held flag");
       updated.held = n != 0;
+    } else if (tag == kStateDelayWarned) {
+      uint64_t n = 0;
+      if (!as_uint(value, n)) return format_error("bad delay_warned flag");
+      updated.delay_warned = n != 0;
     } else if (tag == kStateRecipient) {
       // A state record carries the complete per-recipient state, so decode
       // into a default Recipient: absent fields mean defaults, not "unchanged".

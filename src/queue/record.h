@@ -62,7 +62,7 @@ bool record_crc_ok(const RecordHeader& h, std::string_view payload, uint64_t non
 std::string encode_envelope(const Envelope& env);
 Result<Envelope> decode_envelope(std::string_view payload);
 
-// State record payload: the held flag and, for every recipient, its state,
+// State record payload: the held and delay_warned flags and, for every recipient, its state,
 // attempts, next attempt time and last reply. Applying a state record
 // replaces those fields; other envelope fields are never changed by it.
 std::string encode_state(const Envelope& env);

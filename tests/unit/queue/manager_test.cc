@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <optional>
 #include <thread>
 
 #include "test_dir.h"
@@ -258,6 +259,60 @@ TEST_F(QueueManagerTest, RecoveredStateRestoresSchedule) {
   EXPECT_EQ(env->recipients[0].next_attempt, clock_.now() + 300);
   ASSERT_TRUE(restarted.release(id));
   EXPECT_EQ(restarted.next_due(), clock_.now() + 300);
+}
+
+TEST_F(QueueManagerTest, OnCompleteSeesBeforeAndAfterWhileContentIsStillSpooled) {
+  std::string id = enqueue(2);
+  int calls = 0;
+  manager_->set_on_complete([&](const Envelope& before, const Envelope& after) {
+    ++calls;
+    EXPECT_EQ(before.id, id);
+    EXPECT_EQ(before.recipients[0].state, State::kPending);
+    EXPECT_EQ(before.recipients[0].attempts, 0u);
+    EXPECT_EQ(after.recipients[0].state, State::kFailed);
+    EXPECT_EQ(after.recipients[0].attempts, 1u);
+    // The finished message is out of the index but its content is still there.
+    EXPECT_FALSE(manager_->get(id));
+    auto content = spool_->read_content(id);
+    ASSERT_TRUE(content) << content.error().text;
+    EXPECT_EQ(*content, "Subject: hi\r\n\r\nhello\r\n");
+  });
+  auto result = attempt(id, State::kFailed, "550 5.1.1 unknown");
+  ASSERT_TRUE(result);
+  EXPECT_EQ(calls, 1);
+  EXPECT_FALSE(spool_->load(id));  // removed after the callback
+  manager_->set_on_complete(nullptr);
+}
+
+TEST_F(QueueManagerTest, OnCompleteRunsForPendingMessagesToo) {
+  std::string id = enqueue();
+  std::optional<Envelope> seen;
+  manager_->set_on_complete([&](const Envelope&, const Envelope& after) { seen = after; });
+  ASSERT_TRUE(attempt(id, State::kPending));
+  ASSERT_TRUE(seen);
+  EXPECT_EQ(seen->recipients[0].attempts, 1u);
+  EXPECT_TRUE(manager_->get(id));
+  manager_->set_on_complete(nullptr);
+}
+
+TEST_F(QueueManagerTest, DelayWarnedFlagIsPersisted) {
+  std::string id = enqueue();
+  EXPECT_FALSE(manager_->mark_delay_warned("nope"));
+  ASSERT_TRUE(manager_->mark_delay_warned(id));
+  EXPECT_TRUE(manager_->get(id)->delay_warned);
+  // A later attempt keeps it.
+  ASSERT_TRUE(attempt(id, State::kPending));
+  ASSERT_TRUE(spool_->sync());
+  manager_.reset();
+  spool_.reset();
+  auto reopened = Spool::open(tmp_.path(), Spool::SyncMode::kFsyncEach);
+  ASSERT_TRUE(reopened);
+  spool_ = std::move(*reopened);
+  auto recovered = spool_->recover();
+  ASSERT_TRUE(recovered);
+  ASSERT_EQ(recovered->size(), 1u);
+  EXPECT_TRUE((*recovered)[0].delay_warned);
+  EXPECT_EQ((*recovered)[0].recipients[0].attempts, 1u);
 }
 
 TEST_F(QueueManagerTest, WakesDeliverySideWithoutPolling) {
