@@ -2,13 +2,16 @@
 // bytes, fed in chunks whose size comes from the first input byte, with
 // small limits so the bounds are reached. Checks the reader's promises: every
 // reply has a valid code, respects the line and line-count limits, and after
-// an error the reader stays failed. LHLO keyword parsing runs on each reply.
+// an error the reader stays failed. LHLO and EHLO keyword parsing and reply
+// sanitizing (no control characters, bounded length) run on each reply.
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
 #include "delivery/lmtp_client.h"
 #include "delivery/reply_reader.h"
+#include "delivery/smtp_client.h"
 
 using tern::delivery::ReplyLimits;
 using tern::delivery::ReplyReader;
@@ -42,6 +45,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       if (!reply.enhanced.empty() && reply.enhanced[0] - '0' != reply.code / 100) std::abort();
       (void)tern::delivery::parse_lhlo_reply(reply);
+      // EHLO keywords as the outbound SMTP client reads them, and the
+      // bounded, printable copy of a reply kept as a recipient's last reply.
+      (void)tern::delivery::parse_ehlo_reply(reply);
+      std::string clean = tern::delivery::sanitize_reply_text(reply.to_string(), 100);
+      if (clean.size() > 100) std::abort();
+      for (unsigned char c : clean) {
+        if (c < 0x20 || c == 0x7f) std::abort();
+      }
       (void)reply.to_string();
     }
     if (failed) break;
