@@ -2,6 +2,7 @@
 #include "admin/queue_commands.h"
 
 #include <ctime>
+#include <string_view>
 
 namespace tern::admin {
 namespace {
@@ -25,17 +26,43 @@ const char* state_name(queue::Recipient::State s) {
   return "?";
 }
 
+// A reply as one printable line inside double quotes: multi-line replies are
+// joined with " | ", quotes and backslashes are escaped, other control
+// characters become '?', and very long texts are cut (the full reply is in the spool and the logs).
+std::string one_line(std::string_view text) {
+  constexpr size_t kMaxShown = 400;
+  std::string out;
+  size_t i = 0;
+  for (; i < text.size() && out.size() < kMaxShown; ++i) {
+    char c = text[i];
+    if (c == '\r' || c == '\n') {
+      if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
+      if (i + 1 < text.size()) out += " | ";
+    } else if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      out += '?';
+    } else {
+      out += c;
+    }
+  }
+  if (i < text.size()) out += "...";
+  return out;
+}
+
 }  // namespace
 
 std::string format_envelope(const queue::Envelope& env) {
   std::string out = env.id + "  size=" + std::to_string(env.size) + "  arrived=" + iso_time(env.received_at) +
-                    "  from=<" + env.mail_from + ">" + (env.held ? "  HELD" : "") + "\n";
+                    "  from=<" + env.mail_from + ">" + (env.held ? "  HELD" : "") +
+                    (env.delay_warned ? "  delay-warned" : "") + "\n";
   for (const auto& r : env.recipients) {
     out += "    to=<" + r.address + ">";
     if (!r.original.empty() && r.original != r.address) out += " orig=<" + r.original + ">";
     out += " status=" + std::string(state_name(r.state)) + " attempts=" + std::to_string(r.attempts);
     if (r.state == queue::Recipient::State::kPending) out += " next=" + iso_time(r.next_attempt);
-    if (!r.last_reply.empty()) out += " last=\"" + r.last_reply + "\"";
+    if (!r.last_reply.empty()) out += " last=\"" + one_line(r.last_reply) + "\"";
     out += "\n";
   }
   return out;
@@ -134,6 +161,11 @@ CommandHandler make_queue_handler(queue::QueueManager& queue, queue::Spool& spoo
     if (op == nullptr) return Error::perm("5.5.1", "unknown command: " + cmd);
     if (auto s = need_id(); !s) return s.error();
     if (auto s = (queue.*op)(arg); !s) return s.error();
+    if (op == &queue::QueueManager::retry) {
+      // A held message stays held: say so rather than let the operator wait.
+      auto env = queue.get(arg);
+      if (env && env->held) return arg + ": " + done + ", but it is held: release it to deliver\n";
+    }
     return arg + ": " + done + "\n";
   };
 }
