@@ -3,7 +3,9 @@
 //   2. bind every listener and load TLS keys (may need root)
 //   3. drop root to [server] user (data directory handed to that user first)
 //   4. open the spool and recover: every acknowledged message is re-queued
-//   5. start the control socket, the delivery workers, then accept mail
+//   5. start the control socket, the delivery workers (local transport, and
+//      remote delivery with its DNS resolver thread, routes and transport
+//      passwords read at start), then accept mail
 // SIGTERM/SIGINT: stop accepting, let open transactions finish or 421 them,
 // finish delivery attempts in progress, complete pending syncs, exit 0.
 #include "app/serve.h"
@@ -16,22 +18,34 @@
 
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <set>
 
 #include "admin/control.h"
 #include "admin/queue_commands.h"
 #include "base/fs.h"
 #include "base/log.h"
+#include "base/strings.h"
 #include "delivery/local_transport.h"
+#include "delivery/mx.h"
+#include "delivery/route.h"
+#include "dns/unbound_resolver.h"
+#include "queue/bounce.h"
 #include "queue/manager.h"
 #include "queue/spool.h"
 #include "scheduler/agent.h"
+#include "scheduler/remote.h"
 #include "server/server.h"
 #include "server/user_db.h"
 #include "tls/tls.h"
 
 namespace tern::app {
 namespace {
+
+// Workers that only lease one message at a time for remote delivery, on top
+// of [delivery] workers (slow remote servers must not hold up local mail).
+constexpr size_t kRemoteWorkers = 16;
 
 std::string absolute(const std::string& path) {
   if (path.empty() || path.front() == '/') return path;
@@ -138,10 +152,48 @@ int serve(const config::Config& cfg_in) {
     o.detail_folder = cfg.delivery.detail_folder;
     transport = std::make_unique<delivery::MaildirTransport>(o);
   }
+  // Remote delivery: routes and transport passwords are read now (an
+  // unreadable password file stops start-up, naming the file); MX lookups run
+  // on one resolver thread shared by the workers.
+  scheduler::RemoteOptions remote_opts;
+  remote_opts.helo_name = cfg.server.hostname;
+  remote_opts.routes = delivery::RouteTable::from_config(cfg);
+  auto passwords = scheduler::load_transport_passwords(remote_opts.routes);
+  if (!passwords) return die(passwords.error().text);
+  remote_opts.passwords = std::move(*passwords);
+  remote_opts.max_connections = cfg.delivery.max_connections;
+  remote_opts.max_connections_per_destination = cfg.delivery.max_connections_per_destination;
+  auto resolver = delivery::BlockingResolver::create([&cfg](boost::asio::any_io_executor executor) {
+    auto r = dns::UnboundResolver::create(std::move(executor), server::unbound_config(cfg));
+    if (!r) return Result<std::unique_ptr<dns::Resolver>>(r.error());
+    return Result<std::unique_ptr<dns::Resolver>>(std::unique_ptr<dns::Resolver>(std::move(*r)));
+  });
+  if (!resolver) return die("dns: " + resolver.error().text);
+  delivery::MxOptions mx_opts;
+  mx_opts.local_hosts = {to_lower(cfg.server.hostname)};  // RFC 5321 §5.1: never loop back to ourselves
+  remote_opts.lookup = [blocking = resolver->get(), mx_opts](const std::string& domain) {
+    return blocking->resolve_destination(domain, mx_opts);
+  };
+  scheduler::RemoteDelivery remote(std::move(remote_opts), clock);
+
   scheduler::AgentOptions agent_opts;
   agent_opts.local_domains = cfg.domains.local;
   agent_opts.workers = cfg.delivery.workers;
+  agent_opts.remote_workers = std::min<size_t>(kRemoteWorkers, cfg.delivery.max_connections);
   scheduler::DeliveryAgent agent(agent_opts, **spool, manager, clock, std::move(transport));
+  agent.set_remote(&remote);
+
+  // DSNs for what each delivery attempt decided (RFC 3464).
+  queue::Bouncer::Options bounce_opts;
+  bounce_opts.hostname = cfg.server.hostname;
+  bounce_opts.delay_warning_after = cfg.queue.delay_warning_after;
+  bounce_opts.max_age = cfg.queue.max_age;
+  queue::Bouncer bouncer(**spool, manager, clock, bounce_opts);
+  agent.set_after_complete([&bouncer](const queue::Envelope& before, const queue::Envelope& after,
+                                      const std::map<size_t, std::string>& remote_mta,
+                                      const std::set<size_t>& relayed_without_dsn) {
+    bouncer.after_complete(before, after, remote_mta, relayed_without_dsn);
+  });
 
   admin::ControlServer control(cfg.server.control_socket, admin::make_queue_handler(manager, **spool));
   if (auto s = control.start(); !s) return die(s.error().text);
@@ -169,6 +221,7 @@ int serve(const config::Config& cfg_in) {
   server.shutdown(std::chrono::seconds(30));
   server.join();
   agent.stop();
+  remote.shutdown();
   control.stop();
   Status final_sync = (*spool)->sync();
   auto stats = (*spool)->stats();

@@ -88,7 +88,7 @@ class TernServer:
     def __init__(self, root, name="tern", cert=None, key=None, local_domains=(LOCAL_DOMAIN, OTHER_DOMAIN),
                  accounts=None, aliases=DEFAULT_ALIASES, trusted_networks=(), limits=None, lmtp=None,
                  listeners=("mx", "submission", "submissions"), queue=None, delivery_workers=None, user=None,
-                 dns=None, authserv_id=None, detail_folder=False):
+                 dns=None, authserv_id=None, detail_folder=False, extra_config=""):
         self.root = os.path.join(root, name)
         os.makedirs(self.root, exist_ok=True)
         self.hostname = "mx.example.test"
@@ -138,6 +138,8 @@ class TernServer:
         lines += [""]
         if dns:
             lines += ["[dns]", "nameservers = [" + ", ".join(toml_str(n) for n in dns) + "]", "timeout = 5", ""]
+        if extra_config:  # more TOML appended as is (e.g. [[transport]] / [[route]] tables)
+            lines += [extra_config, ""]
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines))
         with open(self.aliases_path, "w") as f:
