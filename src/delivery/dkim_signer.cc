@@ -58,10 +58,15 @@ DkimSigner::DkimSigner(std::vector<Key> keys, std::vector<Cidr> trusted_networks
     : keys_(std::move(keys)), trusted_networks_(std::move(trusted_networks)) {}
 
 bool DkimSigner::trusted_origin(const queue::Envelope& env) const {
-  if (!env.auth_user.empty()) return true;
+  return trusted_origin(env.auth_user, env.listener, env.client_ip);
+}
+
+bool DkimSigner::trusted_origin(std::string_view auth_user, std::string_view listener,
+                                std::string_view client_ip) const {
+  if (!auth_user.empty()) return true;
   // RFC 6409: the submission ports take mail from the domain's own users.
-  if (env.listener == "submission" || env.listener == "submissions") return true;
-  auto ip = IpAddress::parse(env.client_ip);
+  if (listener == "submission" || listener == "submissions") return true;
+  auto ip = IpAddress::parse(client_ip);
   if (!ip) return false;
   for (const auto& net : trusted_networks_) {
     if (net.contains(*ip)) return true;

@@ -64,6 +64,8 @@ class DkimSigner {
   // client_ip. The server uses it to decide whether to keep a copy of the
   // content for sign_into().
   bool trusted_origin(const queue::Envelope& env) const;
+  // The same from the session's facts (at DATA, before the envelope exists).
+  bool trusted_origin(std::string_view auth_user, std::string_view listener, std::string_view client_ip) const;
 
   // The domain whose keys sign `message_text` of `env`, or nullopt (see the
   // file comment). Exposed for tests and `queue show`-style diagnostics.

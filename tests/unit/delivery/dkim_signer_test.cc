@@ -208,6 +208,8 @@ TEST_F(DkimSignerTest, OnlyTrustedOriginsAreSigned) {
   queue::Envelope submissions = mx;
   submissions.listener = "submissions";
   EXPECT_TRUE(signer->trusted_origin(submissions));
+  EXPECT_TRUE(signer->trusted_origin("", "mx", "10.9.9.9"));
+  EXPECT_FALSE(signer->trusted_origin("", "mx", "not an ip"));
   auto one = signer->sign_into(trusted, kContent);
   ASSERT_TRUE(one);
   EXPECT_EQ(*one, 2u);
