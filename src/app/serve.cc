@@ -220,8 +220,8 @@ int serve(const config::Config& cfg_in) {
   log::info("signal").kv("signal", strsignal(sig));
   server.shutdown(std::chrono::seconds(30));
   server.join();
+  remote.shutdown();  // attempts in progress finish; the rest of their batches is deferred at once
   agent.stop();
-  remote.shutdown();
   control.stop();
   Status final_sync = (*spool)->sync();
   auto stats = (*spool)->stats();

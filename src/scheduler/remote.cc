@@ -159,6 +159,11 @@ void RemoteDelivery::shutdown() {
   for (auto& c : closing) c->quit();
 }
 
+bool RemoteDelivery::stopping() const {
+  std::lock_guard lk(mu_);
+  return stopping_;
+}
+
 size_t RemoteDelivery::open_connections() const {
   std::lock_guard lk(mu_);
   return open_;
@@ -265,6 +270,10 @@ void RemoteDelivery::deliver_group(const queue::Envelope& env, Group& group, std
     fail_all(*backed_off, "none");
     return;
   }
+  if (stopping()) {
+    fail_all(Error::temp("4.3.2", "delivery is shutting down"), "none");
+    return;
+  }
 
   // Where to connect, in order.
   std::vector<Candidate> candidates;
@@ -273,7 +282,10 @@ void RemoteDelivery::deliver_group(const queue::Envelope& env, Group& group, std
                                              ? options_.lookup(group.domain)
                                              : Result<delivery::Destination>(Error::temp("4.4.3", "no DNS resolver"));
     if (!dest) {
-      // RFC 7505 §4.1 null MX, NXDOMAIN, no records: permanent; DNS trouble: retry.
+      // RFC 7505 §4.1 null MX, NXDOMAIN, no records: permanent; DNS trouble:
+      // retry, and leave the domain alone meanwhile (every lookup may take
+      // the full DNS timeout).
+      if (dest.error().transient()) note_failure(group.destination, dest.error());
       fail_all(dest.error(), "none");
       return;
     }
@@ -532,17 +544,21 @@ void RemoteDelivery::release(const std::string& key, const std::string& destinat
                              std::unique_ptr<delivery::SmtpConnection> connection) {
   {
     std::lock_guard lk(mu_);
-    if (connection && connection->usable() && !stopping_) {
+    if (connection && connection->usable() && !stopping_ && options_.idle_timeout.count() > 0) {
       idle_.emplace(key, Idle{destination, std::move(connection), Clock::now() + options_.idle_timeout});
       sweep_cv_.notify_all();
       return;
     }
+  }
+  // Closed before its slot is given back, so the limits hold as the peer sees them.
+  if (connection) connection->quit();
+  {
+    std::lock_guard lk(mu_);
     auto& n = open_per_dest_[destination];
     if (n > 0) --n;
     if (open_ > 0) --open_;
   }
   slot_cv_.notify_all();
-  if (connection) connection->quit();
 }
 
 void RemoteDelivery::sweeper() {
@@ -559,24 +575,27 @@ void RemoteDelivery::sweeper() {
       sweep_cv_.wait_until(lk, earliest);
       continue;
     }
-    std::vector<std::unique_ptr<delivery::SmtpConnection>> closing;
+    // Expired ones leave the cache now but give their slots back only once
+    // closed (QUIT, RFC 5321 §4.1.1.10).
+    std::vector<Idle> closing;
     auto now = Clock::now();
     for (auto it = idle_.begin(); it != idle_.end();) {
       if (it->second.expires <= now) {
-        closing.push_back(std::move(it->second.connection));
-        auto& n = open_per_dest_[it->second.destination];
-        if (n > 0) --n;
-        if (open_ > 0) --open_;
+        closing.push_back(std::move(it->second));
         it = idle_.erase(it);
       } else {
         ++it;
       }
     }
     lk.unlock();
-    slot_cv_.notify_all();
-    for (auto& c : closing) c->quit();  // RFC 5321 §4.1.1.10
-    closing.clear();
+    for (auto& c : closing) c.connection->quit();
     lk.lock();
+    for (auto& c : closing) {
+      auto& n = open_per_dest_[c.destination];
+      if (n > 0) --n;
+      if (open_ > 0) --open_;
+    }
+    slot_cv_.notify_all();
   }
 }
 

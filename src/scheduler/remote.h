@@ -16,8 +16,9 @@
 //     worker waits on a condition variable for a slot (bounded), closing
 //     idle connections of other destinations first;
 //   * a backoff table: a destination whose every host failed to connect or
-//     greet is not tried again until its backoff ends (doubling per
-//     consecutive failure); messages to it meanwhile are deferred untried.
+//     greet (or whose MX lookup failed transiently) is not tried again until
+//     its backoff ends (doubling per consecutive failure); messages to it
+//     meanwhile are deferred untried.
 // The Return-Path header field (RFC 5321 §4.4: added by the final delivery
 // MTA only) is removed from the header section before content leaves.
 #pragma once
@@ -108,8 +109,11 @@ class RemoteDelivery {
   std::vector<RemoteRecipientResult> deliver(const queue::Envelope& env, const std::vector<size_t>& indices,
                                              std::string_view content);
 
-  // QUITs every idle connection and stops the sweeper.
+  // QUITs every idle connection and stops the sweeper. Deliveries still
+  // running finish their current exchange; later ones are deferred at once
+  // (451 4.3.2), so call this before stopping the workers.
   void shutdown();
+  bool stopping() const;
 
   // For tests and metrics.
   size_t open_connections() const;

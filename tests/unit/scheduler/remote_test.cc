@@ -529,6 +529,26 @@ TEST(RemoteDelivery, DnsFailureIsTransientAndUnknownDomainPermanent) {
   auto res = w.remote->deliver(env, all(env), kContent);
   EXPECT_EQ(res[0].state, State::kPending) << res[0].last_reply;
   EXPECT_EQ(res[1].state, State::kFailed) << res[1].last_reply;
+  // The failing lookup is not repeated for the next message meanwhile.
+  EXPECT_EQ(w.remote->backoff_until("direct:servfail.test"), w.clock.now() + 60);
+  EXPECT_EQ(w.remote->backoff_until("direct:nxdomain.test"), 0);
+  w.dns.clear_queries();
+  auto env2 = envelope({"z@servfail.test"});
+  EXPECT_EQ(w.remote->deliver(env2, all(env2), kContent)[0].state, State::kPending);
+  EXPECT_EQ(w.dns.query_count(), 0u);
+}
+
+TEST(RemoteDelivery, AfterShutdownDeliveriesAreDeferredUntried) {
+  World w;
+  w.dns.add_mx("a.test", 10, "mx.a.test");
+  w.dns.add_address("mx.a.test", "127.0.0.1");
+  w.start();
+  w.remote->shutdown();
+  auto env = envelope({"bob@a.test"});
+  auto res = w.remote->deliver(env, all(env), kContent);
+  EXPECT_EQ(res[0].state, State::kPending);
+  EXPECT_EQ(res[0].last_reply, "451 4.3.2 delivery is shutting down");
+  EXPECT_EQ(w.main.connections(), 0);
 }
 
 // The agent hands non-local recipients of a lease to RemoteDelivery and
