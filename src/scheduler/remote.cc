@@ -42,10 +42,14 @@ std::string notify_text(unsigned notify) {
 uint16_t transport_port(const delivery::Transport& t) {
   if (t.host && t.host->port != 0) return t.host->port;
   switch (t.kind) {
-    case TransportKind::kSubmission: return 587;   // RFC 6409 §3.1
-    case TransportKind::kSubmissions: return 465;  // RFC 8314 §7.3
-    case TransportKind::kSocks5: return 1080;      // RFC 1928 §3
-    default: return 25;
+    case TransportKind::kSubmission:
+      return 587;  // RFC 6409 §3.1
+    case TransportKind::kSubmissions:
+      return 465;  // RFC 8314 §7.3
+    case TransportKind::kSocks5:
+      return 1080;  // RFC 1928 §3
+    default:
+      return 25;
   }
 }
 
@@ -55,13 +59,11 @@ bool is_direct(const delivery::Transport& t) {
 
 // One server to try: the name it is known by and where to connect.
 struct Candidate {
-  std::string name;  // MX host name, smarthost name or address literal
+  std::string name;     // MX host name, smarthost name or address literal
   std::string address;  // IP literal (direct) or the configured host
   uint16_t port = 0;
   uint16_t preference = 0;
-  std::string relay_text() const {
-    return name + "[" + address + "]:" + std::to_string(port);
-  }
+  std::string relay_text() const { return name + "[" + address + "]:" + std::to_string(port); }
 };
 
 std::string reply_text(const delivery::RecipientResult& r) {
@@ -120,8 +122,8 @@ std::string strip_return_path(std::string_view content) {
 // destination, so that they can go in one mail transaction.
 struct RemoteDelivery::Group {
   delivery::Transport transport;
-  std::string domain;       // recipient domain (direct, socks5); "" for a smarthost
-  std::string destination;  // key for backoff and limits: "<transport>:<domain or host:port>"
+  std::string domain;         // recipient domain (direct, socks5); "" for a smarthost
+  std::string destination;    // key for backoff and limits: "<transport>:<domain or host:port>"
   std::vector<size_t> slots;  // positions in the result vector
 };
 
@@ -138,7 +140,9 @@ RemoteDelivery::RemoteDelivery(RemoteOptions options, queue::Clock& clock)
   sweeper_ = std::thread([this] { sweeper(); });
 }
 
-RemoteDelivery::~RemoteDelivery() { shutdown(); }
+RemoteDelivery::~RemoteDelivery() {
+  shutdown();
+}
 
 void RemoteDelivery::shutdown() {
   std::vector<std::unique_ptr<delivery::SmtpConnection>> closing;
@@ -364,7 +368,8 @@ void RemoteDelivery::deliver_group(const queue::Envelope& env, Group& group, std
 
   // A new connection to `c` within the limits; `busy` when no slot came in time.
   std::optional<Error> busy;
-  auto open_connection = [&](const Candidate& c, const std::string& key) -> Result<std::unique_ptr<delivery::SmtpConnection>> {
+  auto open_connection = [&](const Candidate& c,
+                             const std::string& key) -> Result<std::unique_ptr<delivery::SmtpConnection>> {
     if (auto refused = acquire_slot(group.destination)) {
       busy = refused;
       return *refused;
@@ -400,8 +405,7 @@ void RemoteDelivery::deliver_group(const queue::Envelope& env, Group& group, std
     return conn;
   };
   // Records one transaction's per-recipient replies.
-  auto record = [&](const std::vector<size_t>& chunk, const delivery::SendResult& sent, const Candidate& c,
-                    bool tls) {
+  auto record = [&](const std::vector<size_t>& chunk, const delivery::SendResult& sent, const Candidate& c, bool tls) {
     for (size_t j = 0; j < chunk.size() && j < sent.recipients.size(); ++j) {
       size_t slot = chunk[j];
       const auto& rr = sent.recipients[j];

@@ -83,8 +83,8 @@ struct RemoteOptions {
 struct RemoteRecipientResult {
   size_t index = 0;  // position in Envelope::recipients
   queue::Recipient::State state = queue::Recipient::State::kPending;
-  std::string last_reply;  // "250 2.0.0 ok", "451 4.4.1 ..." (what the queue keeps)
-  std::string remote_mta;  // the server that answered (DSN Remote-MTA, RFC 3464 §2.3.5), "" if none
+  std::string last_reply;        // "250 2.0.0 ok", "451 4.4.1 ..." (what the queue keeps)
+  std::string remote_mta;        // the server that answered (DSN Remote-MTA, RFC 3464 §2.3.5), "" if none
   bool dsn_not_relayed = false;  // delivered to a server without DSN (RFC 3461 §5.2.2: we issue "relayed")
 };
 
@@ -155,7 +155,7 @@ class RemoteDelivery {
   mutable std::mutex mu_;
   std::condition_variable slot_cv_;
   std::condition_variable sweep_cv_;
-  size_t open_ = 0;                             // connections open (in use or idle)
+  size_t open_ = 0;                              // connections open (in use or idle)
   std::map<std::string, size_t> open_per_dest_;  // destination -> open connections
   std::multimap<std::string, Idle> idle_;        // connection key -> idle connection
   std::map<std::string, Backoff> backoff_;
