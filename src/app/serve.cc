@@ -119,6 +119,14 @@ int serve(const config::Config& cfg_in) {
 
   server::Server server(cfg, {});
   if (auto s = server.bind(); !s) return die(s.error().text);
+  // DKIM keys are read before dropping root: they are usually root-only.
+  std::unique_ptr<delivery::DkimSigner> signer;
+  if (!cfg.dkim.sign.empty()) {
+    auto loaded = delivery::DkimSigner::load(cfg);
+    if (!loaded) return die(loaded.error().text);
+    signer = std::move(*loaded);
+    log::info("dkim_signing").kv("keys", static_cast<uint64_t>(signer->key_count()));
+  }
   if (auto s = drop_privileges(cfg.server.user, cfg.server.data_dir); !s) return die(s.error().text);
 
   auto spool = queue::Spool::open(cfg.server.data_dir + "/queue",
@@ -201,6 +209,7 @@ int serve(const config::Config& cfg_in) {
   server::ServerDeps deps;
   deps.spool = spool->get();
   deps.users = &users;
+  deps.signer = signer.get();
   deps.on_queued = [&manager](queue::Envelope env) { manager.add(std::move(env)); };
   server.set_deps(std::move(deps));
 

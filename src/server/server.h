@@ -25,6 +25,7 @@
 #include "config/config.h"
 #include "dns/resolver.h"
 #include "dns/unbound_resolver.h"
+#include "delivery/dkim_signer.h"
 #include "queue/envelope.h"
 #include "queue/spool.h"
 #include "server/user_db.h"
@@ -36,6 +37,8 @@ namespace tern::server {
 struct ServerDeps {
   queue::Spool* spool = nullptr;
   UserDb* users = nullptr;
+  // DKIM signing of outgoing mail ([dkim.sign]); nullptr when no keys.
+  const delivery::DkimSigner* signer = nullptr;
   // Called (on a session thread) once a message is durably queued.
   std::function<void(queue::Envelope)> on_queued;
 };

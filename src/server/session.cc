@@ -349,7 +349,11 @@ class Session : public std::enable_shared_from_this<Session> {
     received_header_ = format_received(info);
     header_buf_.clear();
     headers_done_ = false;
-    keep_copy_ = verify_inbound();
+    // A copy of the message is kept for end-of-data checks (inbound
+    // authentication) and for DKIM signing of mail from trusted origins.
+    const auto* signer = server_.deps().signer;
+    signing_ = signer != nullptr && signer->trusted_origin(auth_user_, config::role_name(listener_.role), peer_);
+    keep_copy_ = verify_inbound() || signing_;
     auth_copy_.clear();
     engine_.accept();
   }
@@ -487,7 +491,16 @@ class Session : public std::enable_shared_from_this<Session> {
     env.size = writer_->size();
     if (keep_copy_) {
       keep_copy_ = false;
-      co_await authenticate(env);
+      std::string copy = signing_ && verify_inbound() ? auth_copy_ : std::string();
+      if (signing_ && !verify_inbound()) copy = std::move(auth_copy_);
+      if (verify_inbound()) co_await authenticate(env);
+      // Signed once, before the message is queued, over what will leave the
+      // queue (RFC 6376 §5); the fields are prepended at delivery.
+      if (signing_) {
+        if (auto n = server_.deps().signer->sign_into(env, copy); !n) {
+          log::warn("dkim_sign_failed").kv("session", id_).kv("id", env.id).kv("error", n.error().text);
+        }
+      }
     }
     if (auto s = writer_->finish(env); !s) {
       log::error("spool_error").kv("session", id_).kv("id", env.id).kv("error", s.error().text);
@@ -677,6 +690,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<auth::SpfResult> spf_;
   bool spf_is_helo_ = false;
   bool keep_copy_ = false;
+  bool signing_ = false;  // this message gets DKIM-signed at end of data
   std::string auth_copy_;  // the message as received, for end-of-data verification
   std::string header_buf_;  // header section held back until its end is seen
   bool headers_done_ = false;

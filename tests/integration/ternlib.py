@@ -138,6 +138,13 @@ class TernServer:
         lines += [""]
         if dns:
             lines += ["[dns]", "nameservers = [" + ", ".join(toml_str(n) for n in dns) + "]", "timeout = 5", ""]
+        if not dns and "[[route]]" not in extra_config:
+            # Without a test DNS server nothing may leave for the internet
+            # (tests never reach it): remote recipients stay queued with a
+            # transient reply, as on a server whose uplink is down.
+            lines += ["[[transport]]", 'name = "no-network"', 'kind = "fail"',
+                      'message = "4.4.0 test server without network: remote delivery disabled"', "",
+                      "[[route]]", 'transport = "no-network"', ""]
         if extra_config:  # more TOML appended as is (e.g. [[transport]] / [[route]] tables)
             lines += [extra_config, ""]
         with open(self.config_path, "w") as f:
