@@ -27,7 +27,7 @@ QueueManager::QueueManager(Spool& spool, Clock& clock, RetryPolicy policy)
     : spool_(spool), clock_(clock), policy_(std::move(policy)) {}
 
 void QueueManager::unindex(Entry& entry) {
-  if (entry.due) due_.erase({*entry.due, entry.env.id});
+  if (entry.due) due_[entry.lane].erase({*entry.due, entry.env.id});
   entry.due.reset();
 }
 
@@ -40,7 +40,8 @@ void QueueManager::reindex(Entry& entry) {
   }
   if (!due) return;
   entry.due = due;
-  due_.insert({*due, entry.env.id});
+  entry.lane = classifier_ ? std::min(classifier_(entry.env), kLanes - 1) : 0;
+  due_[entry.lane].insert({*due, entry.env.id});
 }
 
 Status QueueManager::persist_state(const Envelope& env) {
@@ -51,18 +52,25 @@ Status QueueManager::persist_state(const Envelope& env) {
   return st;
 }
 
-void QueueManager::notify_ready() {
+void QueueManager::notify_ready(std::optional<size_t> lane) {
   std::function<void()> callback;
   {
     std::lock_guard lock(mu_);
-    ++ready_generation_;
+    for (size_t l = 0; l < kLanes; ++l) {
+      if (!lane || *lane == l) ++ready_generation_[l];
+    }
     callback = on_ready_;
   }
-  ready_cv_.notify_all();
+  if (lane) {
+    ready_cv_[*lane].notify_one();
+  } else {
+    for (auto& cv : ready_cv_) cv.notify_all();
+  }
   if (callback) callback();
 }
 
 void QueueManager::add(Envelope env) {
+  size_t lane = 0;
   {
     std::lock_guard lock(mu_);
     if (env.received_at == 0) env.received_at = clock_.now();
@@ -75,15 +83,23 @@ void QueueManager::add(Envelope env) {
     unindex(entry);
     entry.env = std::move(env);
     reindex(entry);
+    lane = entry.lane;
   }
-  notify_ready();
+  notify_ready(lane);
 }
 
-std::vector<Envelope> QueueManager::take_ready(int64_t now, size_t max) {
+void QueueManager::set_lane_classifier(std::function<size_t(const Envelope&)> classifier) {
+  std::lock_guard lock(mu_);
+  classifier_ = std::move(classifier);
+  for (auto& [id, entry] : entries_) reindex(entry);
+}
+
+std::vector<Envelope> QueueManager::take_ready(int64_t now, size_t max, size_t lane) {
   std::vector<Envelope> out;
   std::lock_guard lock(mu_);
-  while (out.size() < max && !due_.empty() && due_.begin()->first <= now) {
-    auto it = entries_.find(due_.begin()->second);
+  auto& due = due_[std::min(lane, kLanes - 1)];
+  while (out.size() < max && !due.empty() && due.begin()->first <= now) {
+    auto it = entries_.find(due.begin()->second);
     Entry& entry = it->second;
     unindex(entry);
     entry.leased = true;
@@ -280,10 +296,11 @@ Status QueueManager::retry(const std::string& id) {
   return ok();
 }
 
-std::optional<int64_t> QueueManager::next_due() const {
+std::optional<int64_t> QueueManager::next_due(size_t lane) const {
   std::lock_guard lock(mu_);
-  if (due_.empty()) return std::nullopt;
-  return due_.begin()->first;
+  const auto& due = due_[std::min(lane, kLanes - 1)];
+  if (due.empty()) return std::nullopt;
+  return due.begin()->first;
 }
 
 void QueueManager::set_on_ready(std::function<void()> on_ready) {
@@ -291,13 +308,15 @@ void QueueManager::set_on_ready(std::function<void()> on_ready) {
   on_ready_ = std::move(on_ready);
 }
 
-bool QueueManager::wait_for_work(std::chrono::milliseconds max_wait) {
+bool QueueManager::wait_for_work(std::chrono::milliseconds max_wait, size_t lane) {
   std::unique_lock lock(mu_);
-  const uint64_t seen = ready_generation_;
+  const auto& due = due_[std::min(lane, kLanes - 1)];
+  lane = std::min(lane, kLanes - 1);
+  const uint64_t seen = ready_generation_[lane];
   // Also true when something is already due, so a notification that came
   // between the caller's take_ready() and this call is not lost.
-  bool woken = ready_cv_.wait_for(lock, max_wait, [&] {
-    return shutdown_ || ready_generation_ != seen || (!due_.empty() && due_.begin()->first <= clock_.now());
+  bool woken = ready_cv_[lane].wait_for(lock, max_wait, [&] {
+    return shutdown_ || ready_generation_[lane] != seen || (!due.empty() && due.begin()->first <= clock_.now());
   });
   return woken && !shutdown_;
 }
@@ -307,7 +326,7 @@ void QueueManager::shutdown() {
     std::lock_guard lock(mu_);
     shutdown_ = true;
   }
-  ready_cv_.notify_all();
+  for (auto& cv : ready_cv_) cv.notify_all();
 }
 
 }  // namespace tern::queue

@@ -80,7 +80,15 @@ class QueueManager {
   // next_attempt <= now, earliest first. A leased message is not returned
   // again until complete() or abandon(). The worker should attempt the
   // recipients with state kPending and next_attempt <= now.
-  std::vector<Envelope> take_ready(int64_t now, size_t max);
+  std::vector<Envelope> take_ready(int64_t now, size_t max, size_t lane = 0);
+
+  // Lanes let different workers take different kinds of messages (the
+  // delivery agent: local-only messages in lane 0, messages with remote
+  // recipients in lane 1) without scanning past each other's work. The
+  // classifier runs under the manager's lock whenever a message is
+  // (re)indexed; it must return a value below kLanes. Default: all lane 0.
+  static constexpr size_t kLanes = 2;
+  void set_lane_classifier(std::function<size_t(const Envelope&)> classifier);
 
   // Ends the lease on `id`. For each recipient that was due when leased,
   // takes state and last_reply from `updated`, counts the attempt and, if
@@ -120,7 +128,7 @@ class QueueManager {
 
   // Earliest next_attempt among unheld, unleased messages with pending
   // recipients; nullopt when there is none.
-  std::optional<int64_t> next_due() const;
+  std::optional<int64_t> next_due(size_t lane = 0) const;
 
   // Called (outside the manager's lock) whenever a message may have become
   // ready: add, release, flush, retry, complete/abandon with pending work.
@@ -128,7 +136,7 @@ class QueueManager {
   // Blocks until a message is due now or may have become ready (as above),
   // shutdown(), or `max_wait` elapsed. Returns false on timeout or shutdown.
   // Workers loop: take_ready(); if empty, wait_for_work(until next_due()).
-  bool wait_for_work(std::chrono::milliseconds max_wait);
+  bool wait_for_work(std::chrono::milliseconds max_wait, size_t lane = 0);
   void shutdown();
 
  private:
@@ -136,22 +144,27 @@ class QueueManager {
     Envelope env;
     bool leased = false;
     std::vector<size_t> leased_recipients;
-    std::optional<int64_t> due;  // key in due_ when present
+    std::optional<int64_t> due;  // key in due_[lane] when present
+    size_t lane = 0;
   };
   void reindex(Entry& entry);    // requires mu_
   void unindex(Entry& entry);    // requires mu_
   Status persist_state(const Envelope& env);  // requires mu_
-  void notify_ready();           // must not hold mu_
+  // Wakes workers: of every lane, or (after add()) one worker of `lane`,
+  // which is enough since a worker takes all due messages up to its batch
+  // size. Must not hold mu_.
+  void notify_ready(std::optional<size_t> lane = std::nullopt);
 
   Spool& spool_;
   Clock& clock_;
   const RetryPolicy policy_;
 
   mutable std::mutex mu_;
-  std::condition_variable ready_cv_;
+  std::condition_variable ready_cv_[kLanes];
   std::map<std::string, Entry> entries_;
-  std::set<std::pair<int64_t, std::string>> due_;  // (next due time, id)
-  uint64_t ready_generation_ = 0;
+  std::set<std::pair<int64_t, std::string>> due_[kLanes];  // per lane: (next due time, id)
+  std::function<size_t(const Envelope&)> classifier_;
+  uint64_t ready_generation_[kLanes] = {};
   bool shutdown_ = false;
   std::function<void()> on_ready_;
   CompleteCallback on_complete_;

@@ -21,16 +21,27 @@ DeliveryAgent::DeliveryAgent(AgentOptions options, queue::Spool& spool, queue::Q
 DeliveryAgent::~DeliveryAgent() { stop(); }
 
 void DeliveryAgent::start() {
+  if (remote_ != nullptr) {
+    // Messages with a due remote recipient go to the remote workers (one
+    // message each, many at once, waiting on networks); local-only ones to
+    // the local workers (batches, one round of syncs per batch).
+    queue_.set_lane_classifier([this](const queue::Envelope& env) {
+      for (const auto& r : env.recipients) {
+        if (r.state == queue::Recipient::State::kPending && !is_local(r.address)) return kRemoteLane;
+      }
+      return kLocalLane;
+    });
+  }
   for (size_t i = 0; i < std::max<size_t>(1, options_.workers); ++i) {
     threads_.emplace_back([this] {
       pthread_setname_np(pthread_self(), "tern-deliver");
-      worker(kMaxBatch);
+      worker(kMaxBatch, kLocalLane);
     });
   }
   for (size_t i = 0; remote_ != nullptr && i < options_.remote_workers; ++i) {
     threads_.emplace_back([this] {
       pthread_setname_np(pthread_self(), "tern-remote");
-      worker(1);
+      worker(1, kRemoteLane);
     });
   }
 }
@@ -57,7 +68,7 @@ size_t DeliveryAgent::run_once() {
   return n;
 }
 
-void DeliveryAgent::worker(size_t max_batch) {
+void DeliveryAgent::worker(size_t max_batch, size_t lane) {
   // Accepting mail comes first: clients wait for our replies, deliveries
   // wait for nobody, and the queue is durable. So while the backlog is
   // moderate, workers run in the SCHED_IDLE class: they use the CPU time the
@@ -82,11 +93,11 @@ void DeliveryAgent::worker(size_t max_batch) {
     if (want_idle != idle_class && options_.yield_to_smtp) set_class(want_idle);
     // Lease whatever is due (up to kMaxBatch): under load a worker delivers
     // a burst of messages with one round of syncs.
-    auto batch = queue_.take_ready(clock_.now(), max_batch);
+    auto batch = queue_.take_ready(clock_.now(), max_batch, lane);
     if (batch.empty()) {
-      auto due = queue_.next_due();
+      auto due = queue_.next_due(lane);
       int64_t wait_s = due ? std::max<int64_t>(0, *due - clock_.now()) : 60;
-      queue_.wait_for_work(std::chrono::milliseconds(std::min<int64_t>(wait_s, 60) * 1000 + 50));
+      queue_.wait_for_work(std::chrono::milliseconds(std::min<int64_t>(wait_s, 60) * 1000 + 50), lane);
       continue;
     }
     deliver_batch(std::move(batch));

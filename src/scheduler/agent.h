@@ -71,7 +71,10 @@ class DeliveryAgent {
   static constexpr size_t kIdleBacklog = 20000;
 
  private:
-  void worker(size_t max_batch);
+  // Queue lanes (QueueManager::set_lane_classifier) the workers take from.
+  static constexpr size_t kLocalLane = 0;
+  static constexpr size_t kRemoteLane = 1;
+  void worker(size_t max_batch, size_t lane);
   static delivery::LocalDelivery local_delivery_for(const queue::Envelope& env, const queue::Recipient& r);
   static void record_result(const queue::Envelope& env, queue::Recipient& r, const delivery::RecipientResult& res);
   bool is_local(const std::string& address) const;

@@ -222,6 +222,31 @@ TEST_F(QueueManagerTest, FlushAndRetryMakeMessagesDueNow) {
   EXPECT_EQ(manager_->take_ready(clock_.now(), 10).size(), 2u);
 }
 
+TEST_F(QueueManagerTest, LanesSeparateKindsOfWork) {
+  std::string one = enqueue(1), two = enqueue(2), three = enqueue(1);
+  // Lane 1 for messages with more than one recipient (a stand-in for "has
+  // remote recipients"); reclassifies what is already queued.
+  manager_->set_lane_classifier([](const Envelope& env) { return env.recipients.size() > 1 ? size_t{1} : size_t{0}; });
+  auto lane1 = manager_->take_ready(clock_.now(), 10, 1);
+  ASSERT_EQ(lane1.size(), 1u);
+  EXPECT_EQ(lane1[0].id, two);
+  auto lane0 = manager_->take_ready(clock_.now(), 10, 0);
+  ASSERT_EQ(lane0.size(), 2u);
+  EXPECT_EQ(lane0[0].id, one);
+  EXPECT_EQ(lane0[1].id, three);
+  EXPECT_FALSE(manager_->next_due(1).has_value());
+  // A failed attempt puts the message back in its lane, due later.
+  Envelope updated = lane1[0];
+  for (auto& r : updated.recipients) r.last_reply = "451 4.4.1 later";
+  ASSERT_TRUE(manager_->complete(two, updated));
+  EXPECT_EQ(manager_->next_due(1), clock_.now() + 300);
+  EXPECT_FALSE(manager_->next_due(0).has_value());
+  // Waiting on a lane wakes for work in that lane.
+  clock_.advance(300);
+  EXPECT_TRUE(manager_->wait_for_work(std::chrono::milliseconds(1), 1));
+  EXPECT_EQ(manager_->take_ready(clock_.now(), 10, 1).size(), 1u);
+}
+
 TEST_F(QueueManagerTest, RecipientsExpireAfterMaxAge) {
   std::string id = enqueue();
   const int64_t received = clock_.now();
