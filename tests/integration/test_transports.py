@@ -1,0 +1,236 @@
+"""tern's outbound transports against real next hops (issue 4): a private
+Postfix as the `smtp` smarthost, the same Postfix as a `submission` server
+(STARTTLS required, SASL AUTH checked by a private Dovecot), Debian's
+`microsocks` as the `socks5` proxy in front of direct MX delivery, and a
+route that hands a message to the smarthost once direct delivery has been
+deferred `minimum_attempts` times. Postfix relays everything on to an
+aiosmtpd sink, so each test reads the envelope and the bytes that arrived,
+plus Postfix's and tern's logs."""
+
+import os
+import shutil
+import signal
+import smtplib
+import subprocess
+
+import pytest
+
+from dnsserver import DnsServer
+from peers import RecordingHandler, SmtpPeer
+from postfix_peer import DOVECOT, POSTFIX, DovecotAuth, RelayingPostfix
+from ternlib import free_port, make_message, queued_id, wait_until
+
+SENDER = "sender@example.net"
+MICROSOCKS = "/usr/bin/microsocks"
+RELAY_USER = "tern-relay@example.net"
+RELAY_PASSWORD = "relay-pass-7"
+# Loopback addresses of the MX peers, away from the ones other tests use.
+SOCKS_TARGET_IP = "127.0.0.41"
+GREYLIST_IP = "127.0.0.42"
+PROXY_OUTGOING_IP = "127.0.0.43"  # microsocks binds its outgoing connections here
+
+
+def skip_unless_installed(*paths):
+    for path in paths:
+        if shutil.which(path) is None and not os.access(path, os.X_OK):
+            pytest.skip("%s is not installed (see the Makefile's PACKAGES)" % path)
+
+
+def toml_table(table, **keys):
+    """One [[table]] entry (transport or route) as TOML text."""
+    lines = ["[[%s]]" % table]
+    for key, value in keys.items():
+        if isinstance(value, int):
+            lines.append("%s = %d" % (key, value))
+        elif isinstance(value, list):
+            lines.append("%s = [%s]" % (key, ", ".join('"%s"' % v for v in value)))
+        else:
+            lines.append('%s = "%s"' % (key, value))
+    return "\n".join(lines) + "\n"
+
+
+def submit(t, rcpts, content):
+    """Relays `content` through tern's MX listener (trusted network); returns the queue id."""
+    with smtplib.SMTP(*t.addr("mx"), local_hostname="client.example.net", timeout=10) as s:
+        s.ehlo()
+        code, _ = s.mail(SENDER)
+        assert code == 250
+        for r in rcpts:
+            code, text = s.rcpt(r)
+            assert code == 250, text
+        code, text = s.data(content.encode())
+        assert code == 250, text
+        return queued_id(text.decode())
+
+
+def header_section(data):
+    return data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+
+
+def received_headers(data):
+    """The Received fields of raw message bytes, unfolded, newest first."""
+    out = []
+    for line in header_section(data).split("\r\n"):
+        if line[:1] in (" ", "\t") and out and out[-1] is not None:
+            out[-1] += " " + line.strip()
+        elif line.lower().startswith("received:"):
+            out.append(line.split(":", 1)[1].strip())
+        else:
+            out.append(None)
+    return [" ".join(r.split()) for r in out if r is not None]
+
+
+def recipient_state(t, qid, address):
+    q = t.queue_list().get(qid)
+    if not q:
+        return None
+    for r in q["rcpts"]:
+        if r["to"] == address:
+            return r
+    return None
+
+
+def password_file(directory, password):
+    path = os.path.join(directory, "transport-password")
+    with open(path, "w") as f:
+        f.write(password + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+# -- fixtures ------------------------------------------------------------------
+
+@pytest.fixture
+def sink():
+    """The final destination behind Postfix: an aiosmtpd recorder on a free port."""
+    with SmtpPeer("127.0.0.1", free_port()) as peer:
+        yield peer
+
+
+@pytest.fixture
+def postfix_factory(world_readable_tmp):
+    skip_unless_installed(POSTFIX, "postconf")
+    instances = []
+
+    def make(name, relay_to, **options):
+        p = RelayingPostfix(os.path.join(world_readable_tmp, name), "[127.0.0.1]:%d" % relay_to, **options)
+        instances.append(p)
+        return p.start()
+    yield make
+    for p in instances:
+        p.stop()
+
+
+@pytest.fixture
+def dovecot_auth(world_readable_tmp):
+    skip_unless_installed(DOVECOT)
+    d = DovecotAuth(os.path.join(world_readable_tmp, "dovecot"), {RELAY_USER: RELAY_PASSWORD})
+    d.start()
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def dns(tmp_path):
+    server = DnsServer(str(tmp_path), zones=("test",))
+    server.mx("socks.test", "mx.socks.test", 10).host("mx.socks.test", SOCKS_TARGET_IP)
+    server.mx("greylist.test", "mx.greylist.test", 10).host("mx.greylist.test", GREYLIST_IP)
+    server.start()
+    yield server
+    server.stop()
+
+
+class PeerAddressHandler(RecordingHandler):
+    """Records, with each transaction, the address the connection came from."""
+
+    def __init__(self):
+        super().__init__()
+        self.peers = []
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.peers.append(session.peer[0])
+        return await super().handle_DATA(server, session, envelope)
+
+
+class GreylistHandler(RecordingHandler):
+    """Answers every RCPT with 451 and counts the attempts."""
+
+    def __init__(self):
+        super().__init__()
+        self.rcpt_attempts = 0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        with self.lock:
+            self.rcpt_attempts += 1
+        return "451 4.7.1 greylisted, please try again later"
+
+
+class Microsocks:
+    def __init__(self, root, port, outgoing_ip, user=None, password=None):
+        self.port = port
+        self.log = os.path.join(root, "microsocks-%d.log" % port)
+        self.cmd = [MICROSOCKS, "-i", "127.0.0.1", "-p", str(port), "-b", outgoing_ip]
+        if user:
+            self.cmd += ["-u", user, "-P", password]
+        self.proc = None
+
+    def start(self):
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+
+        def listening():
+            if self.proc.poll() is not None:
+                raise AssertionError("microsocks exited: %s" % open(self.log).read())
+            try:
+                import socket
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return True
+            except OSError:
+                return False
+        wait_until(listening, 5, what="microsocks on port %d" % self.port)
+        return self
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+# -- smtp: Postfix as smarthost ----------------------------------------------------
+
+def test_smtp_transport_relays_through_postfix_smarthost(tern_factory, postfix_factory, sink):
+    pf = postfix_factory("smarthost", sink.controller.port)
+    config = (toml_table("transport", name="hub", kind="smtp", host="127.0.0.1:%d" % pf.port) +
+              toml_table("route", transport="hub"))
+    t = tern_factory(trusted_networks=["127.0.0.0/8"], extra_config=config)
+    content = "Return-Path: <forged@example.net>\r\n" + make_message("via postfix smarthost", sender=SENDER,
+                                                                      to="first@far.example")
+    qid = submit(t, ["first@far.example", "second@elsewhere.example"], content)
+    try:
+        wait_until(lambda: sink.transactions, 20, what="the message at the sink behind Postfix")
+    except AssertionError as e:
+        raise AssertionError("%s\nPostfix log:\n%s" % (e, pf.log_tail()))
+    [(mail_from, rcpts, data)] = sink.transactions
+    assert mail_from == SENDER
+    assert sorted(rcpts) == ["first@far.example", "second@elsewhere.example"]
+    header = header_section(data)
+    assert "Subject: via postfix smarthost" in header
+    assert "Return-Path" not in header  # stripped by tern (RFC 5321 §4.4), not re-added by Postfix
+    received = received_headers(data)
+    # Newest first: Postfix's (naming tern's EHLO), then tern's (naming our client).
+    assert received[0].startswith("from mx.example.test ("), received
+    assert "by relay.example.net (Postfix) with ESMTP" in received[0]
+    assert received[1].startswith("from client.example.net ("), received
+    assert "by mx.example.test (tern) with ESMTP" in received[1]
+    wait_until(lambda: qid not in t.queue_list(), 10, what="the message to leave tern's queue")
+    log = t.log_since_start()
+    assert "transport=hub" in log and "relay=127.0.0.1[127.0.0.1]:%d" % pf.port in log
+    assert "status=sent" in log
+    pf_log = pf.log_text()
+    assert "from=<%s>" % SENDER in pf_log and "relay=127.0.0.1[127.0.0.1]:%d" % sink.controller.port in pf_log
