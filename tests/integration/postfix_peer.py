@@ -35,7 +35,7 @@ class DovecotAuth:
     def __init__(self, root, users):
         self.root = root
         self.run_dir = os.path.join(root, "run")
-        self.socket = os.path.join(root, "run", "auth-client")
+        self.socket = os.path.join(root, "run", "postfix-auth")
         self.log = os.path.join(root, "dovecot.log")
         for sub in ("run", "state"):
             os.makedirs(os.path.join(root, sub), exist_ok=True)
@@ -62,7 +62,7 @@ class DovecotAuth:
                 "passdb {\n  driver = passwd-file\n  args = scheme=PLAIN %s\n}" % passwd,
                 "userdb {\n  driver = static\n  args = uid=65534 gid=65534 home=/nonexistent\n}",
                 # Postfix's smtpd (uid postfix) connects to this socket.
-                "service auth {\n  unix_listener %s {\n    mode = 0666\n  }\n}" % self.socket,
+                "service auth {\n  unix_listener postfix-auth {\n    mode = 0666\n  }\n}",
                 "service anvil {\n  chroot =\n}",
                 "",
             ]))

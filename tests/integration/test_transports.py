@@ -234,3 +234,61 @@ def test_smtp_transport_relays_through_postfix_smarthost(tern_factory, postfix_f
     assert "status=sent" in log
     pf_log = pf.log_text()
     assert "from=<%s>" % SENDER in pf_log and "relay=127.0.0.1[127.0.0.1]:%d" % sink.controller.port in pf_log
+
+
+# -- submission: Postfix with STARTTLS and SASL (Dovecot) -------------------------
+
+@pytest.fixture
+def submission_postfix(postfix_factory, dovecot_auth, sink, tls_material):
+    cert, key = tls_material
+    return postfix_factory("submission", sink.controller.port, hostname="submit.example.net",
+                           submission_auth_socket=dovecot_auth.socket, cert=cert, key=key)
+
+
+def submission_config(port, password_path):
+    return (toml_table("transport", name="isp", kind="submission", host="127.0.0.1:%d" % port,
+                       auth_user=RELAY_USER, auth_password_file=password_path) +
+            toml_table("route", transport="isp"))
+
+
+def test_submission_transport_authenticates_at_postfix(tern_factory, submission_postfix, dovecot_auth, sink,
+                                                       tmp_path):
+    pf = submission_postfix
+    t = tern_factory(trusted_networks=["127.0.0.0/8"],
+                     extra_config=submission_config(pf.port, password_file(str(tmp_path), RELAY_PASSWORD)))
+    qid = submit(t, ["friend@far.example"], make_message("via submission", sender=SENDER, to="friend@far.example"))
+    try:
+        wait_until(lambda: sink.transactions, 20, what="the message at the sink behind Postfix")
+    except AssertionError as e:
+        raise AssertionError("%s\nPostfix log:\n%s\nDovecot log:\n%s" % (e, pf.log_tail(), dovecot_auth.log_text()))
+    [(mail_from, rcpts, data)] = sink.transactions
+    assert mail_from == SENDER and rcpts == ["friend@far.example"]
+    assert "Subject: via submission" in header_section(data)
+    received = received_headers(data)
+    # Postfix saw TLS + AUTH (ESMTPSA, RFC 3848) and names the SASL user
+    # (smtpd_sasl_authenticated_header).
+    assert received[0].startswith("from mx.example.test ("), received
+    assert "(Authenticated sender: %s)" % RELAY_USER in received[0], received[0]
+    assert "by submit.example.net (Postfix) with ESMTPSA" in received[0], received[0]
+    assert "by mx.example.test (tern) with ESMTP" in received[1], received
+    assert "sasl_method=PLAIN, sasl_username=%s" % RELAY_USER in pf.log_text()
+    wait_until(lambda: qid not in t.queue_list(), 10, what="the message to leave tern's queue")
+    log = t.log_since_start()
+    assert "transport=isp" in log and "relay=127.0.0.1[127.0.0.1]:%d" % pf.port in log
+    assert "tls=yes status=sent" in log
+
+
+def test_submission_wrong_password_stays_queued(tern_factory, submission_postfix, dovecot_auth, sink, tmp_path):
+    pf = submission_postfix
+    t = tern_factory(trusted_networks=["127.0.0.0/8"],
+                     extra_config=submission_config(pf.port, password_file(str(tmp_path), "not-the-password")))
+    qid = submit(t, ["friend@far.example"], make_message("bad credentials", sender=SENDER, to="friend@far.example"))
+    rcpt = wait_until(lambda: (lambda r: r if r and r["attempts"] >= 1 else None)(
+        recipient_state(t, qid, "friend@far.example")), 20, what="the failed attempt recorded")
+    # A refused AUTH is transient (4.7.8 with Postfix's 535 quoted): the
+    # message waits for corrected credentials instead of bouncing.
+    assert rcpt["status"] == "pending", rcpt
+    assert "4.7.8" in rcpt["line"] and "535" in rcpt["line"], rcpt["line"]
+    assert sink.transactions == []
+    assert "authentication failed" in pf.log_text()
+    assert "status=deferred" in t.log_since_start()
