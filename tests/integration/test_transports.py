@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import smtplib
+import socket
 import subprocess
 
 import pytest
@@ -166,7 +167,18 @@ class GreylistHandler(RecordingHandler):
         return "451 4.7.1 greylisted, please try again later"
 
 
+def scripted_peer(host, handler):
+    """An SmtpPeer on host:25 answering with `handler` instead of the default recorder."""
+    peer = SmtpPeer(host)
+    peer.controller.handler = peer.handler = handler  # read when the controller starts
+    return peer
+
+
 class Microsocks:
+    """Debian's microsocks on 127.0.0.1:`port`, its outgoing connections bound
+    to `outgoing_ip` (-b) so that the far end can tell proxied connections
+    apart; with `user`, RFC 1929 username/password authentication is required."""
+
     def __init__(self, root, port, outgoing_ip, user=None, password=None):
         self.port = port
         self.log = os.path.join(root, "microsocks-%d.log" % port)
@@ -183,7 +195,6 @@ class Microsocks:
             if self.proc.poll() is not None:
                 raise AssertionError("microsocks exited: %s" % open(self.log).read())
             try:
-                import socket
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                     return True
             except OSError:
@@ -292,3 +303,94 @@ def test_submission_wrong_password_stays_queued(tern_factory, submission_postfix
     assert sink.transactions == []
     assert "authentication failed" in pf.log_text()
     assert "status=deferred" in t.log_since_start()
+
+
+# -- socks5: direct MX delivery through microsocks --------------------------------
+
+@pytest.fixture
+def microsocks(tmp_path):
+    skip_unless_installed(MICROSOCKS)
+    proxies = []
+
+    def make(**options):
+        p = Microsocks(str(tmp_path), free_port(), PROXY_OUTGOING_IP, **options)
+        proxies.append(p)
+        return p.start()
+    yield make
+    for p in proxies:
+        p.stop()
+
+
+def test_socks5_transport_connects_through_microsocks(tern_factory, dns, microsocks, tmp_path):
+    proxy_user, proxy_password = "tern", "proxy-pass-9"
+    proxy = microsocks(user=proxy_user, password=proxy_password)
+    config = (toml_table("transport", name="proxy", kind="socks5", host="127.0.0.1:%d" % proxy.port,
+                         auth_user=proxy_user, auth_password_file=password_file(str(tmp_path), proxy_password)) +
+              toml_table("route", to_domain=["socks.test"], transport="proxy"))
+    handler = PeerAddressHandler()
+    peer = scripted_peer(SOCKS_TARGET_IP, handler)
+    with peer:
+        t = tern_factory(dns=[dns.address], trusted_networks=["127.0.0.0/8"], extra_config=config)
+        qid = submit(t, ["user@socks.test"], make_message("through the proxy", sender=SENDER, to="user@socks.test"))
+        wait_until(lambda: peer.transactions, 15, what="the message at the MX peer")
+        [(mail_from, rcpts, data)] = peer.transactions
+        assert mail_from == SENDER and rcpts == ["user@socks.test"]
+        assert b"Subject: through the proxy" in data
+        # The MX peer was reached from the proxy's outgoing address (-b), not
+        # from tern's own: the connection went through microsocks, after the
+        # RFC 1929 username/password exchange (microsocks was started with -u/-P).
+        assert handler.peers == [PROXY_OUTGOING_IP]
+        wait_until(lambda: qid not in t.queue_list(), 10, what="the message to leave tern's queue")
+        log = t.log_since_start()
+        assert "transport=proxy" in log and "relay=mx.socks.test[%s]:25" % SOCKS_TARGET_IP in log
+
+        # Without the proxy the same route defers (4.4.x: no connection), and
+        # tern does not fall back to connecting directly.
+        proxy.stop()
+        qid2 = submit(t, ["user@socks.test"], make_message("proxy down", sender=SENDER, to="user@socks.test"))
+        rcpt = wait_until(lambda: (lambda r: r if r and r["attempts"] >= 1 else None)(
+            recipient_state(t, qid2, "user@socks.test")), 15, what="the deferred attempt recorded")
+        assert rcpt["status"] == "pending", rcpt
+        assert " 4.4." in rcpt["line"], rcpt["line"]
+        assert len(peer.transactions) == 1
+
+
+# -- minimum_attempts: direct first, the smarthost after N deferrals ---------------
+
+def test_route_switches_to_smarthost_after_minimum_attempts(tern_factory, dns, postfix_factory, sink):
+    pf = postfix_factory("fallback", sink.controller.port)
+    config = (toml_table("transport", name="fallback", kind="smtp", host="127.0.0.1:%d" % pf.port) +
+              toml_table("route", to_domain=["greylist.test"], minimum_attempts=2, transport="fallback"))
+    greylist = GreylistHandler()
+    peer = scripted_peer(GREYLIST_IP, greylist)
+    with peer:
+        t = tern_factory(dns=[dns.address], trusted_networks=["127.0.0.0/8"], extra_config=config)
+        qid = submit(t, ["late@greylist.test"], make_message("greylisted", sender=SENDER, to="late@greylist.test"))
+
+        def attempts_made(n):
+            r = recipient_state(t, qid, "late@greylist.test")
+            return r if r and r["attempts"] >= n else None
+
+        # Attempts 1 and 2 go direct to the MX, which answers 451 each time;
+        # `tern queue retry` replaces the 5-minute retry schedule.
+        rcpt = wait_until(lambda: attempts_made(1), 15, what="the first direct attempt")
+        assert rcpt["status"] == "pending" and "451 4.7.1" in rcpt["line"], rcpt["line"]
+        assert "scheduled for retry" in t.queue("retry", qid).stdout
+        rcpt = wait_until(lambda: attempts_made(2), 15, what="the second direct attempt")
+        assert rcpt["status"] == "pending" and "451 4.7.1" in rcpt["line"], rcpt["line"]
+        assert greylist.rcpt_attempts == 2 and sink.transactions == []
+
+        # From the third attempt on the route matches: the smarthost takes it.
+        t.queue("retry", qid)
+        try:
+            wait_until(lambda: sink.transactions, 20, what="the message at the sink behind the smarthost")
+        except AssertionError as e:
+            raise AssertionError("%s\nPostfix log:\n%s" % (e, pf.log_tail()))
+        [(mail_from, rcpts, data)] = sink.transactions
+        assert mail_from == SENDER and rcpts == ["late@greylist.test"]
+        assert b"Subject: greylisted" in data
+        assert greylist.rcpt_attempts == 2
+        wait_until(lambda: qid not in t.queue_list(), 10, what="the message to leave tern's queue")
+        log = t.log_since_start()
+        assert "transport=direct" in log and "relay=mx.greylist.test[%s]:25" % GREYLIST_IP in log
+        assert "transport=fallback relay=127.0.0.1[127.0.0.1]:%d tls=no status=sent attempt=3" % pf.port in log
