@@ -1,0 +1,361 @@
+"""Delivery status notifications end to end (issue 4), against scripted
+receivers: the real tern relays mail from a local user (alice@example.test,
+who has a Maildir, submitting from a trusted network on the MX listener) to
+aiosmtpd peers on 127.0.0.6x:25 found through MX records served by a private
+dnsmasq. The peers answer 550/450 per recipient, lack DSN or SMTPUTF8, drop
+the connection after the content, answer 421 or are slow (peers.py). Each
+test checks what the peers received and which DSNs reached alice, parsed
+with the `email` package: multipart/report (RFC 6522), the
+message/delivery-status fields (RFC 3464 §2.2, §2.3), NOTIFY/ORCPT/ENVID/RET
+(RFC 3461), and that nothing is ever sent to the null reverse-path
+(RFC 5321 §4.5.5)."""
+import email
+import email.policy
+import re
+import smtplib
+
+import pytest
+
+from dnsserver import DnsServer
+from peers import SmtpPeer
+from ternlib import all_maildir_files, maildir_files, maildir_messages, make_message, queued_id, wait_until
+
+ALICE = "alice@example.test"
+PLAIN_IP = "127.0.0.61"   # plain.test: no DSN, 450 "defer*", 550 "reject*", else 250
+DSN_IP = "127.0.0.62"     # dsn.test: announces DSN
+ASCII_IP = "127.0.0.63"   # ascii.test: no SMTPUTF8
+DROP_IP = "127.0.0.64"    # drop.test: closes the connection after the content, no reply
+BUSY_IP = "127.0.0.65"    # busy.test: 421 after the content
+SLOW_IP = "127.0.0.66"    # slow.test: final reply after 2 s
+
+DOMAINS = {"plain.test": PLAIN_IP, "dsn.test": DSN_IP, "ascii.test": ASCII_IP, "drop.test": DROP_IP,
+           "busy.test": BUSY_IP, "slow.test": SLOW_IP}
+
+
+@pytest.fixture
+def dns(tmp_path):
+    server = DnsServer(str(tmp_path), zones=("test",))
+    for domain, ip in DOMAINS.items():
+        server.mx(domain, "mx." + domain, 10).host("mx." + domain, ip)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sender_tern(tern_factory, dns):
+    """A tern that relays for 127.0.0.0/8 and resolves through the test DNS;
+    `queue` options (TOML values) may be given."""
+    def make(queue=None):
+        return tern_factory(dns=[dns.address], trusted_networks=["127.0.0.0/8"], queue=queue)
+    return make
+
+
+def submit(t, rcpts, content, mail_from=ALICE, mail_options=(), rcpt_options=None, smtputf8=False):
+    """Relays `content` through tern's MX listener (trusted network) with
+    the given MAIL parameters and per-recipient RCPT parameters; returns the
+    queue id."""
+    with smtplib.SMTP(*t.addr("mx"), local_hostname="client.example.test", timeout=10) as s:
+        s.ehlo()
+        assert s.has_extn("dsn"), "tern's MX listener does not announce DSN"
+        if smtputf8:
+            assert s.has_extn("smtputf8")
+            s.command_encoding = "utf-8"
+        code, text = s.mail(mail_from, list(mail_options))
+        assert code == 250, text
+        for r in rcpts:
+            code, text = s.rcpt(r, list((rcpt_options or {}).get(r, ())))
+            assert code == 250, text
+        code, text = s.data(content.encode())
+        assert code == 250, text
+        qid = queued_id(text.decode())
+        assert qid, text
+        return qid
+
+
+# -- DSN parsing --------------------------------------------------------------
+
+def parse_fields_blocks(text):
+    """message/(global-)delivery-status content: blocks of header-like fields
+    separated by blank lines (RFC 3464 §2.1), each as an email.message."""
+    text = text.replace("\r\n", "\n").strip("\n")
+    return [email.message_from_string(block + "\n", policy=email.policy.compat32)
+            for block in re.split(r"\n\s*\n", text) if block.strip()]
+
+
+class Dsn:
+    """One DSN as alice received it: the report's parts and status fields."""
+
+    def __init__(self, message):
+        self.message = message
+        assert message.get_content_type() == "multipart/report", message.get_content_type()
+        self.report_type = message.get_param("report-type")
+        self.parts = message.get_payload()
+        assert len(self.parts) in (2, 3), [p.get_content_type() for p in self.parts]
+        assert self.parts[0].get_content_type() == "text/plain"  # RFC 6522 §3: human-readable first
+        status = self.parts[1]
+        assert status.get_content_type() in ("message/delivery-status", "message/global-delivery-status")
+        payload = status.get_payload()
+        if status.get_content_type() == "message/delivery-status":
+            blocks = payload  # the email package parses it into its blocks of fields
+        else:
+            # message/global-delivery-status is parsed like any message/*:
+            # one message whose header is the first block; split it again.
+            [inner] = payload
+            blocks = parse_fields_blocks(inner.as_bytes().decode("utf-8"))
+        assert len(blocks) >= 2, "no per-recipient block"
+        self.per_message = blocks[0]
+        self.per_recipient = blocks[1:]
+        self.returned = self.parts[2] if len(self.parts) == 3 else None
+
+    def recipient(self, address):
+        found = [b for b in self.per_recipient if b["Final-Recipient"].split(";", 1)[1].strip() == address]
+        assert len(found) == 1, "Final-Recipient %s not in %r" % (address, [b["Final-Recipient"]
+                                                                           for b in self.per_recipient])
+        return found[0]
+
+    @property
+    def final_recipients(self):
+        return sorted(b["Final-Recipient"].split(";", 1)[1].strip() for b in self.per_recipient)
+
+    @property
+    def actions(self):
+        return sorted(b["Action"].strip().lower() for b in self.per_recipient)
+
+    def returned_headers(self):
+        """The returned message's header section as a Message (RFC 3464 §2, RFC 6522 §4)."""
+        if self.returned.get_content_type() in ("message/rfc822", "message/global"):
+            [inner] = self.returned.get_payload()
+            return inner
+        assert self.returned.get_content_type() in ("text/rfc822-headers", "message/global-headers")
+        return email.message_from_string(self.returned.get_payload(), policy=email.policy.compat32)
+
+
+def alice_dsns(t):
+    return [Dsn(m) for m in maildir_messages(t.maildir("alice"))]
+
+
+def dsn_queued_lines(t, qid):
+    return [line for line in t.log_since_start().splitlines()
+            if "event=dsn_queued" in line and "for=%s" % qid in line]
+
+
+def wait_for_finish(t, qid, dsns=0, timeout=15):
+    """Waits until `qid` left the queue, `dsns` DSNs were queued for it and
+    every queued DSN was delivered (the queue is empty)."""
+    def done():
+        return (qid not in t.queue_list() and len(dsn_queued_lines(t, qid)) >= dsns
+                and not t.queue_list())
+    wait_until(done, timeout, what="message %s finished with %d DSN(s) delivered" % (qid, dsns))
+
+
+def recipient_line(t, qid, address):
+    """{"status", "attempts", "line"} for one recipient of `qid` from
+    `tern queue list` (read here: ternlib's parser skips messages flagged
+    delay-warned), or None when the message is not queued."""
+    current = None
+    for line in t.queue("list").stdout.splitlines():
+        if not line.startswith(" "):
+            current = line.split(" ", 1)[0]
+            continue
+        m = re.match(r"^    to=<([^>]*)>(?: orig=<[^>]*>)? status=(\w+) attempts=(\d+)", line)
+        if m and current == qid and m.group(1) == address:
+            return {"status": m.group(2), "attempts": int(m.group(3)), "line": line}
+    return None
+
+
+# -- tests ---------------------------------------------------------------------
+
+def test_failed_recipient_gets_one_failure_dsn(sender_tern):
+    with SmtpPeer(PLAIN_IP) as peer:
+        t = sender_tern()
+        content = make_message("dsn failure one", sender=ALICE, to="ok@plain.test",
+                               body="the original body line\r\n")
+        qid = submit(t, ["ok@plain.test", "reject@plain.test"], content)
+        wait_for_finish(t, qid, dsns=1)
+
+        # The 250 recipient got the message, once; the 550 one did not.
+        [(mail_from, rcpts, data)] = peer.transactions
+        assert mail_from == ALICE and rcpts == ["ok@plain.test"]
+        assert b"Subject: dsn failure one" in data
+
+        [dsn] = alice_dsns(t)
+        m = dsn.message
+        assert m["To"].strip() == "<%s>" % ALICE or ALICE in m["To"]
+        assert m["Return-Path"] is None or m["Return-Path"].strip() == "<>"
+        assert "MAILER-DAEMON" in m["From"]
+        assert dsn.report_type == "delivery-status"
+        assert dsn.per_message["Reporting-MTA"].strip() == "dns; mx.example.test"
+        assert dsn.per_message["Arrival-Date"]
+        assert dsn.final_recipients == ["reject@plain.test"], "the delivered recipient was reported too"
+        r = dsn.recipient("reject@plain.test")
+        assert r["Final-Recipient"].split(";")[0].strip().lower() == "rfc822"
+        assert r["Action"].strip() == "failed"
+        assert r["Status"].strip() == "5.1.1"
+        assert r["Remote-MTA"].strip() == "dns; mx.plain.test"
+        diagnostic = r["Diagnostic-Code"]
+        assert diagnostic.split(";")[0].strip().lower() == "smtp"
+        assert "550 5.1.1 no such user here" in " ".join(diagnostic.split())
+        # RET not given: a failure returns the whole message (RFC 3461 §4.3).
+        assert dsn.returned.get_content_type() == "message/rfc822"
+        original = dsn.returned_headers()
+        assert original["Subject"] == "dsn failure one"
+        assert "the original body line" in original.get_payload()
+        assert "reject@plain.test" in dsn.parts[0].get_payload()
+        assert "status=bounced" in t.log_since_start()
+
+
+def test_notify_success_relayed_by_us_or_passed_to_a_dsn_peer(sender_tern):
+    with SmtpPeer(PLAIN_IP) as plain, SmtpPeer(DSN_IP, dsn=True) as dsn_peer:
+        t = sender_tern()
+        notify = "NOTIFY=SUCCESS,FAILURE"
+        rcpt_options = {"a@plain.test": [notify, "ORCPT=rfc822;Orig-A@plain.test"],
+                        "b@dsn.test": [notify, "ORCPT=rfc822;Orig-B@dsn.test"]}
+        qid = submit(t, ["a@plain.test", "b@dsn.test"], make_message("notify success", sender=ALICE,
+                                                                      to="a@plain.test"),
+                     mail_options=["ENVID=Envelope-4711", "RET=HDRS"], rcpt_options=rcpt_options)
+        wait_for_finish(t, qid, dsns=1)
+
+        # The DSN peer got our NOTIFY, ORCPT and ENVID (RFC 3461 §5.2) and reports itself.
+        [env] = dsn_peer.envelopes
+        assert env["mail_from"] == ALICE
+        assert env["mail_params"].get("ENVID") == "Envelope-4711"
+        assert env["mail_params"].get("RET", "").upper() == "HDRS"
+        params = env["rcpts"]["b@dsn.test"]
+        assert sorted(params["NOTIFY"].upper().split(",")) == ["FAILURE", "SUCCESS"]
+        assert params["ORCPT"] == "rfc822;Orig-B@dsn.test"
+        # The plain peer got no DSN parameters at all (it did not announce DSN).
+        assert plain.commands, "nothing reached the plain peer"
+        for command in plain.commands:
+            for keyword in ("NOTIFY=", "ORCPT=", "ENVID=", "RET="):
+                assert keyword not in command.upper(), command
+        assert [r for _, r, _ in plain.transactions] == [["a@plain.test"]]
+
+        # One success DSN from tern, for the recipient relayed to the non-DSN peer only.
+        assert len(dsn_queued_lines(t, qid)) == 1
+        [dsn] = alice_dsns(t)
+        assert dsn.per_message["Original-Envelope-Id"].strip() == "Envelope-4711"
+        assert dsn.final_recipients == ["a@plain.test"]
+        r = dsn.recipient("a@plain.test")
+        assert r["Action"].strip() == "relayed"
+        assert r["Status"].strip().startswith("2.")
+        assert r["Original-Recipient"].replace(" ", "") == "rfc822;Orig-A@plain.test"
+        assert r["Remote-MTA"].strip() == "dns; mx.plain.test"
+        # Success DSNs return only the header section.
+        assert dsn.returned.get_content_type() == "text/rfc822-headers"
+        assert dsn.returned_headers()["Subject"] == "notify success"
+
+
+def test_null_sender_failure_is_never_bounced(sender_tern):
+    with SmtpPeer(PLAIN_IP) as peer:
+        t = sender_tern()
+        qid = submit(t, ["reject@plain.test"], make_message("bounce of a bounce", sender="MAILER-DAEMON@elsewhere.test",
+                                                            to="reject@plain.test"), mail_from="")
+        wait_until(lambda: qid not in t.queue_list(), 15, what="the message to fail and leave the queue")
+        wait_until(lambda: "dsn_dropped" in t.log_since_start(), 5, what="the dsn_dropped log line")
+        log = t.log_since_start()
+        [dropped] = [line for line in log.splitlines() if "dsn_dropped" in line]
+        assert qid in dropped and "null reverse-path" in dropped
+        assert "event=dsn_queued" not in log
+        assert "RCPT TO:<reject@plain.test>" in peer.commands
+        assert any(c == "MAIL FROM:<>" or c.startswith("MAIL FROM:<> ") for c in peer.commands), peer.commands
+        assert peer.transactions == []
+        assert t.queue_list() == {}
+        assert all_maildir_files(t.mail_root) == []
+
+
+def test_smtputf8_message_to_a_peer_without_smtputf8_fails_with_a_dsn(sender_tern):
+    with SmtpPeer(ASCII_IP, smtputf8=False) as peer:
+        t = sender_tern()
+        rcpt = "j\u00fcrgen@ascii.test"
+        qid = submit(t, [rcpt], make_message("needs smtputf8", sender=ALICE, to="juergen@ascii.test"),
+                     mail_options=["SMTPUTF8"], smtputf8=True)
+        wait_for_finish(t, qid, dsns=1)
+        # RFC 6531 §3.2: not given to a server without SMTPUTF8 at all.
+        assert not any(c.startswith(("MAIL", "RCPT")) for c in peer.commands), peer.commands
+        assert peer.transactions == []
+        [dsn] = alice_dsns(t)
+        # A UTF-8 address is reported in the global form (RFC 6533 §6).
+        assert dsn.report_type == "global-delivery-status"
+        assert dsn.parts[1].get_content_type() == "message/global-delivery-status"
+        r = dsn.recipient(rcpt)
+        assert r["Final-Recipient"].split(";")[0].strip().lower() == "utf-8"
+        assert r["Action"].strip() == "failed"
+        assert r["Status"].strip() == "5.6.7"
+        assert "SMTPUTF8" in r["Diagnostic-Code"]
+        assert dsn.returned.get_content_type() == "message/global"
+        assert dsn.returned_headers()["Subject"] == "needs smtputf8"
+
+
+def test_dropped_connection_421_and_slow_peer(sender_tern):
+    with SmtpPeer(PLAIN_IP) as plain, SmtpPeer(DROP_IP, on_data="drop") as drop, \
+            SmtpPeer(BUSY_IP, on_data="421 4.3.2 service shutting down") as busy, \
+            SmtpPeer(SLOW_IP, data_delay=2.0) as slow:
+        t = sender_tern(queue={"retry_schedule": '["1s"]'})
+        rcpts = ["ok@plain.test", "x@drop.test", "y@busy.test", "z@slow.test"]
+        qid = submit(t, rcpts, make_message("misbehaving receivers", sender=ALICE, to="ok@plain.test"))
+
+        def retried():
+            lines = [recipient_line(t, qid, r) for r in ("x@drop.test", "y@busy.test")]
+            return lines if all(r and r["attempts"] >= 2 for r in lines) else None
+
+        drop_line, busy_line = wait_until(retried, 15, what="two attempts for the dropping and the 421 peer")
+        for line in (drop_line, busy_line):
+            assert line["status"] == "pending", line["line"]
+            m = re.search(r'last="(\d)\d\d', line["line"])
+            assert m and m.group(1) == "4", "last reply not transient: " + line["line"]
+        assert '"421 4.3.2' in busy_line["line"]
+        # Each attempt reached the end of DATA at the misbehaving peers...
+        assert sum(c.startswith("MAIL") for c in drop.commands) >= 2
+        assert sum(c.startswith("MAIL") for c in busy.commands) >= 2
+        assert drop.transactions == [] and busy.transactions == []
+        # ... and the recipients that were accepted, including the slow one, were not sent again.
+        assert recipient_line(t, qid, "ok@plain.test")["status"] == "delivered"
+        assert recipient_line(t, qid, "z@slow.test")["status"] == "delivered"
+        assert [r for _, r, _ in plain.transactions] == [["ok@plain.test"]]
+        assert [r for _, r, _ in slow.transactions] == [["z@slow.test"]]
+        assert sum(c.startswith("RCPT") for c in plain.commands) == 1
+        assert sum(c.startswith("RCPT") for c in slow.commands) == 1
+        # Transient trouble is not reported before delay_warning_after (4h by default).
+        assert maildir_files(t.maildir("alice")) == []
+        assert dsn_queued_lines(t, qid) == []
+
+
+def test_ret_hdrs_returns_only_the_header_section(sender_tern):
+    with SmtpPeer(PLAIN_IP):
+        t = sender_tern()
+        content = make_message("headers only please", sender=ALICE, to="reject@plain.test",
+                               body="SECRET-BODY-LINE must not come back\r\n")
+        qid = submit(t, ["reject@plain.test"], content, mail_options=["RET=HDRS"])
+        wait_for_finish(t, qid, dsns=1)
+        [dsn] = alice_dsns(t)
+        assert dsn.recipient("reject@plain.test")["Action"].strip() == "failed"
+        assert dsn.returned.get_content_type() == "text/rfc822-headers"
+        assert dsn.returned_headers()["Subject"] == "headers only please"
+        with open(maildir_files(t.maildir("alice"))[0], "rb") as f:
+            raw = f.read()
+        assert b"SECRET-BODY-LINE" not in raw
+        assert b"Subject: headers only please" in raw
+
+
+def test_delay_warning_sent_once(sender_tern):
+    with SmtpPeer(PLAIN_IP) as peer:
+        t = sender_tern(queue={"retry_schedule": '["1s"]', "delay_warning_after": '"1s"'})
+        qid = submit(t, ["defer@plain.test"], make_message("slow to arrive", sender=ALICE, to="defer@plain.test"))
+        wait_until(lambda: maildir_files(t.maildir("alice")), 15, what="the delay DSN in alice's Maildir")
+
+        # More attempts after the warning do not warn again (recorded in the envelope).
+        wait_until(lambda: (recipient_line(t, qid, "defer@plain.test") or {}).get("attempts", 0) >= 4, 15,
+                   what="two more attempts after the warning")
+        assert len(dsn_queued_lines(t, qid)) == 1
+        assert "kind=delay" in dsn_queued_lines(t, qid)[0]
+        assert "delay-warned" in t.queue("list").stdout
+        [dsn] = alice_dsns(t)
+        r = dsn.recipient("defer@plain.test")
+        assert r["Action"].strip() == "delayed"
+        assert r["Status"].strip() == "4.2.1"
+        assert r["Remote-MTA"].strip() == "dns; mx.plain.test"
+        assert "450 4.2.1 mailbox busy" in " ".join(r["Diagnostic-Code"].split())
+        assert dsn.returned.get_content_type() == "text/rfc822-headers"
+        assert dsn.returned_headers()["Subject"] == "slow to arrive"
+        assert peer.transactions == []
