@@ -379,13 +379,64 @@ void walk_dkim(const Walker& w, const toml::table& root, Config& cfg) {
   }
 }
 
+// [policy]: one walker for the whole table; each group of keys parses its own.
+void walk_policy(const Walker& w, const toml::table& root, Config& cfg) {
+  const auto* t = w.table(root, "policy", "");
+  if (t == nullptr) return;
+  w.check_keys(*t, "policy", {"spf_fail", "dmarc_reject", "dmarc_quarantine", "arc_trusted_sealers"});
+  auto one_of = [&](std::string_view key, std::initializer_list<std::string_view> allowed, std::string& out) {
+    auto v = w.string(*t, key, "policy");
+    if (!v) return;
+    std::string value = to_lower(*v);
+    std::string list;
+    for (auto a : allowed) {
+      if (value == a) {
+        out = value;
+        return;
+      }
+      list += (list.empty() ? "" : ", ") + std::string(a);
+    }
+    w.fail(t->get(key), Walker::join("policy", key), "must be one of " + list);
+  };
+  one_of("spf_fail", {"reject", "tag"}, cfg.policy.spf_fail);
+  one_of("dmarc_reject", {"reject", "quarantine", "tag"}, cfg.policy.dmarc_reject);
+  one_of("dmarc_quarantine", {"reject", "quarantine", "tag"}, cfg.policy.dmarc_quarantine);
+  for (const auto& [name, node] : w.strings(*t, "arc_trusted_sealers", "policy")) {
+    if (!valid_hostname(name)) w.fail(node, "policy.arc_trusted_sealers", "\"" + name + "\" is not a domain name");
+    cfg.policy.arc_trusted_sealers.push_back(to_lower(name));
+  }
+}
+
+// [forwarders] "alice@example.test" = ["external.org"], "@example.test" = [...]
+void walk_forwarders(const Walker& w, const toml::table& root, Config& cfg) {
+  const auto* t = w.table(root, "forwarders", "");
+  if (t == nullptr) return;
+  for (const auto& [key, node] : *t) {
+    std::string who = to_lower(key.str());
+    std::string prefix = "forwarders.\"" + std::string(key.str()) + "\"";
+    auto at = who.find('@');
+    if (at == std::string::npos || at + 1 >= who.size() || !valid_hostname(who.substr(at + 1))) {
+      w.fail(&node, prefix, "key must be an address (\"alice@example.test\") or a domain (\"@example.test\")");
+    }
+    if (!is_local_domain(cfg, who.substr(at + 1))) w.fail(&node, prefix, "not a local domain (see domains.local)");
+    if (cfg.forwarders.count(who)) w.fail(&node, prefix, "given twice (keys compare case-insensitively)");
+    if (!node.is_array() || node.as_array()->empty()) w.fail(&node, prefix, "must be a non-empty array of domains");
+    std::vector<std::string> domains;
+    for (const auto& e : *node.as_array()) {
+      if (!e.is_string() || !valid_hostname(e.as_string()->get())) w.fail(&e, prefix, "must be an array of domains");
+      domains.push_back(to_lower(e.as_string()->get()));
+    }
+    cfg.forwarders.emplace(std::move(who), std::move(domains));
+  }
+}
+
 Config walk(const toml::table& root, const std::string& origin) {
   Walker w(origin);
   Config cfg;
   cfg.path = origin;
   w.check_keys(root, "",
                {"server", "listener", "tls", "domains", "relay", "delivery", "aliases", "accounts", "queue", "limits", "dns",
-                "auth", "transport", "route", "domain", "account", "dkim"});
+                "auth", "transport", "route", "domain", "account", "dkim", "policy", "forwarders"});
 
   if (const auto* t = w.table(root, "server", "")) {
     w.check_keys(*t, "server", {"hostname", "data_dir", "control_socket", "user", "threads"});
@@ -588,6 +639,8 @@ Config walk(const toml::table& root, const std::string& origin) {
   walk_transports(w, root, cfg);
   walk_routes(w, root, cfg);
   walk_dkim(w, root, cfg);
+  walk_policy(w, root, cfg);
+  walk_forwarders(w, root, cfg);
   return cfg;
 }
 

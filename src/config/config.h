@@ -83,6 +83,22 @@ struct DkimSigningKey {
   std::string algorithm;
 };
 
+// [policy]: inbound policy taken during the SMTP dialogue (issue 5). The
+// identity/SPF/DMARC keys are read by policy::decide; anti-abuse keys are
+// added next to them.
+struct PolicyConfig {
+  // SPF "fail" (RFC 7208 §8.4): "reject" refuses at end of data unless an
+  // aligned DKIM signature or DMARC pass proves the message; "tag" only records.
+  std::string spf_fail = "reject";
+  // What a DMARC p=reject / p=quarantine (RFC 7489 §6.3) gets: reject |
+  // quarantine (Junk folder + header) | tag (record only).
+  std::string dmarc_reject = "reject";
+  std::string dmarc_quarantine = "quarantine";
+  // ARC sealers (d= of the newest ARC-Seal, lower-cased) whose valid chain
+  // overrides SPF/DMARC failure (RFC 8617 §7.2).
+  std::vector<std::string> arc_trusted_sealers;
+};
+
 struct Config {
   std::string path;  // file the config came from ("<embedded>" for the default)
 
@@ -174,6 +190,13 @@ struct Config {
     std::vector<Route> routes;
   };
   std::map<std::string, AccountSettings> account;
+
+  PolicyConfig policy;
+
+  // [forwarders] "alice@example.test" = ["external.org"] or "@example.test" =
+  // [...]: domains whose SPF-authorized hosts forward mail to that recipient
+  // (or every recipient of the domain). Keys and domains lower-cased.
+  std::map<std::string, std::vector<std::string>> forwarders;
 
   struct Dkim {
     // Signing keys per local domain (lower-cased), each signature in order.

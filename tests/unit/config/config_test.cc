@@ -361,5 +361,51 @@ TEST(Config, Durations) {
   EXPECT_FALSE(parse_size("M"));
 }
 
+TEST(Config, PolicyIdentityKeysAndForwarders) {
+  const std::string base =
+      "[[listener]]\nrole = \"mx\"\naddress = \"127.0.0.1:25\"\n[domains]\nlocal = [\"example.test\"]\n";
+  auto defaults = load_string(base, "d.toml");
+  ASSERT_TRUE(defaults) << defaults.error().text;
+  EXPECT_EQ(defaults->policy.spf_fail, "reject");
+  EXPECT_EQ(defaults->policy.dmarc_reject, "reject");
+  EXPECT_EQ(defaults->policy.dmarc_quarantine, "quarantine");
+  EXPECT_TRUE(defaults->policy.arc_trusted_sealers.empty());
+  EXPECT_TRUE(defaults->forwarders.empty());
+  EXPECT_EQ(defaults->listeners[0].verify_sender_identity, "strict");
+
+  auto c = load_string(base + R"([policy]
+spf_fail = "tag"
+dmarc_reject = "quarantine"
+dmarc_quarantine = "tag"
+arc_trusted_sealers = ["Lists.Example.org"]
+[forwarders]
+"Alice@example.test" = ["External.org"]
+"@example.test" = ["a.test", "b.test"]
+)",
+                       "p.toml");
+  ASSERT_TRUE(c) << c.error().text;
+  EXPECT_EQ(c->policy.spf_fail, "tag");
+  EXPECT_EQ(c->policy.dmarc_reject, "quarantine");
+  EXPECT_EQ(c->policy.dmarc_quarantine, "tag");
+  EXPECT_EQ(c->policy.arc_trusted_sealers, std::vector<std::string>{"lists.example.org"});
+  ASSERT_EQ(c->forwarders.size(), 2u);
+  EXPECT_EQ(c->forwarders.at("alice@example.test"), std::vector<std::string>{"external.org"});
+  EXPECT_EQ(c->forwarders.at("@example.test").size(), 2u);
+
+  auto bad_value = load_string(base + "[policy]\nspf_fail = \"drop\"\n", "b.toml");
+  ASSERT_FALSE(bad_value);
+  EXPECT_NE(bad_value.error().text.find("b.toml:7: policy.spf_fail: must be one of reject, tag"), std::string::npos)
+      << bad_value.error().text;
+  auto bad_key = load_string(base + "[forwarders]\n\"alice\" = [\"x.test\"]\n", "k.toml");
+  ASSERT_FALSE(bad_key);
+  EXPECT_NE(bad_key.error().text.find("forwarders.\"alice\""), std::string::npos);
+  auto not_local = load_string(base + "[forwarders]\n\"@other.test\" = [\"x.test\"]\n", "n.toml");
+  ASSERT_FALSE(not_local);
+  EXPECT_NE(not_local.error().text.find("not a local domain"), std::string::npos);
+  auto unknown = load_string(base + "[policy]\nspf_fial = \"tag\"\n", "u.toml");
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().text.find("policy.spf_fial: unknown key"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace tern::config
