@@ -11,6 +11,7 @@ message/delivery-status fields (RFC 3464 §2.2, §2.3), NOTIFY/ORCPT/ENVID/RET
 (RFC 5321 §4.5.5)."""
 import email
 import email.policy
+import email.utils
 import re
 import smtplib
 
@@ -245,6 +246,36 @@ def test_notify_success_relayed_by_us_or_passed_to_a_dsn_peer(sender_tern):
         assert dsn.returned.get_content_type() == "text/rfc822-headers"
         assert dsn.returned_headers()["Subject"] == "notify success"
 
+        # Only to the DSN peer: delivered, and no report from tern at all.
+        qid2 = submit(t, ["c@dsn.test"], make_message("dsn peer only", sender=ALICE, to="c@dsn.test"),
+                      mail_options=["ENVID=Envelope-4712"], rcpt_options={"c@dsn.test": ["NOTIFY=SUCCESS"]})
+        wait_until(lambda: len(dsn_peer.envelopes) == 2, 15, what="the second message at the DSN peer")
+        wait_for_finish(t, qid2, dsns=0)
+        assert dsn_peer.envelopes[1]["rcpts"]["c@dsn.test"]["NOTIFY"].upper() == "SUCCESS"
+        assert dsn_peer.envelopes[1]["mail_params"]["ENVID"] == "Envelope-4712"
+        assert dsn_queued_lines(t, qid2) == []
+        assert len(maildir_files(t.maildir("alice"))) == 1
+
+
+def test_notify_never_and_success_only_suppress_the_failure_dsn(sender_tern):
+    with SmtpPeer(PLAIN_IP), SmtpPeer(DSN_IP, dsn=True) as dsn_peer:
+        t = sender_tern()
+        rcpt_options = {"reject-never@plain.test": ["NOTIFY=NEVER"],
+                        "reject-success@plain.test": ["NOTIFY=SUCCESS"],
+                        "reject-failure@dsn.test": ["NOTIFY=FAILURE"]}
+        qid = submit(t, list(rcpt_options), make_message("selective notify", sender=ALICE, to="x@plain.test"),
+                     rcpt_options=rcpt_options)
+        wait_for_finish(t, qid, dsns=1)
+        # The DSN peer refused at RCPT: tern reports that failure itself (the
+        # peer never took responsibility), and only for the NOTIFY=FAILURE recipient.
+        assert dsn_peer.envelopes == []
+        assert len(dsn_queued_lines(t, qid)) == 1
+        [dsn] = alice_dsns(t)
+        assert dsn.final_recipients == ["reject-failure@dsn.test"]
+        r = dsn.recipient("reject-failure@dsn.test")
+        assert r["Action"].strip() == "failed" and r["Status"].strip() == "5.1.1"
+        assert r["Remote-MTA"].strip() == "dns; mx.dsn.test"
+
 
 def test_null_sender_failure_is_never_bounced(sender_tern):
     with SmtpPeer(PLAIN_IP) as peer:
@@ -354,6 +385,8 @@ def test_delay_warning_sent_once(sender_tern):
         r = dsn.recipient("defer@plain.test")
         assert r["Action"].strip() == "delayed"
         assert r["Status"].strip() == "4.2.1"
+        assert email.utils.parsedate_to_datetime(r["Will-Retry-Until"]) > \
+            email.utils.parsedate_to_datetime(r["Last-Attempt-Date"])
         assert r["Remote-MTA"].strip() == "dns; mx.plain.test"
         assert "450 4.2.1 mailbox busy" in " ".join(r["Diagnostic-Code"].split())
         assert dsn.returned.get_content_type() == "text/rfc822-headers"
