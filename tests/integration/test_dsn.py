@@ -17,9 +17,12 @@ import smtplib
 
 import pytest
 
+from conftest import require_binary
 from dnsserver import DnsServer
 from peers import SmtpPeer
-from ternlib import all_maildir_files, maildir_files, maildir_messages, make_message, queued_id, wait_until
+from postfix_peer import POSTFIX, RelayingPostfix
+from ternlib import (all_maildir_files, free_port, maildir_files, maildir_messages, make_message, queued_id,
+                     wait_until)
 
 ALICE = "alice@example.test"
 PLAIN_IP = "127.0.0.61"   # plain.test: no DSN, 450 "defer*", 550 "reject*", else 250
@@ -392,3 +395,43 @@ def test_delay_warning_sent_once(sender_tern):
         assert dsn.returned.get_content_type() == "text/rfc822-headers"
         assert dsn.returned_headers()["Subject"] == "slow to arrive"
         assert peer.transactions == []
+
+
+def test_postfix_next_hop_reports_relayed_back_to_alice(tern_factory, dns, world_readable_tmp):
+    """A real DSN-capable next hop: tern relays to a private Postfix (route
+    `postfix.test`), which passes the message to a non-DSN sink and so issues
+    the "relayed" report itself (RFC 3461 §5.2.2). Postfix sends that DSN for
+    example.test back to tern, so alice's Maildir shows what a sender sees:
+    one DSN, Postfix's, carrying the ENVID and ORCPT that tern passed on."""
+    require_binary(POSTFIX)
+    require_binary("postconf")
+    with SmtpPeer("127.0.0.1", free_port()) as sink:
+        postfix_port = free_port()
+        config = "\n".join(["[[transport]]", 'name = "pf"', 'kind = "smtp"', 'host = "127.0.0.1:%d"' % postfix_port,
+                            "", "[[route]]", 'to_domain = ["postfix.test"]', 'transport = "pf"', ""])
+        t = tern_factory(dns=[dns.address], trusted_networks=["127.0.0.0/8"], extra_config=config)
+        pf = RelayingPostfix(world_readable_tmp + "/postfix", "[127.0.0.1]:%d" % sink.controller.port,
+                             port=postfix_port)
+        pf.postconf(["-e", "transport_maps=inline:{example.test=smtp:[127.0.0.1]:%d}" % t.ports["mx"]])
+        pf.start()
+        try:
+            qid = submit(t, ["u@postfix.test"], make_message("through postfix", sender=ALICE, to="u@postfix.test"),
+                         mail_options=["ENVID=Envelope-PF-1", "RET=HDRS"],
+                         rcpt_options={"u@postfix.test": ["NOTIFY=SUCCESS,FAILURE",
+                                                          "ORCPT=rfc822;Orig-U@postfix.test"]})
+            wait_until(lambda: maildir_files(t.maildir("alice")), 20, what="Postfix's DSN in alice's Maildir")
+        finally:
+            pf.stop()
+        [(mail_from, rcpts, data)] = sink.transactions
+        assert mail_from == ALICE and rcpts == ["u@postfix.test"]
+        assert b"Subject: through postfix" in data
+        assert dsn_queued_lines(t, qid) == [], "tern reported although its next hop has DSN"
+        [dsn] = alice_dsns(t)
+        assert dsn.message["Return-Path"].strip() == "<>"
+        assert dsn.report_type == "delivery-status"
+        assert "relay.example.net" in dsn.per_message["Reporting-MTA"]
+        assert dsn.per_message["Original-Envelope-Id"].strip() == "Envelope-PF-1"
+        r = dsn.recipient("u@postfix.test")
+        assert r["Action"].strip() == "relayed"
+        assert r["Original-Recipient"].replace(" ", "") == "rfc822;Orig-U@postfix.test"
+        assert dsn.returned_headers()["Subject"] == "through postfix"
