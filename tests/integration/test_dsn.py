@@ -206,6 +206,11 @@ def test_failed_recipient_gets_one_failure_dsn(sender_tern):
         assert original["Subject"] == "dsn failure one"
         assert "the original body line" in original.get_payload()
         assert "reject@plain.test" in dsn.parts[0].get_payload()
+        # The peer offers no STARTTLS: opportunistic TLS falls back to plain text.
+        [delivered] = [line for line in t.log_since_start().splitlines()
+                       if "event=delivery" in line and "to=ok@plain.test" in line]
+        assert "status=sent" in delivered or "status=delivered" in delivered, delivered
+        assert "tls=no" in delivered
         assert "status=bounced" in t.log_since_start()
 
 
@@ -339,6 +344,7 @@ def test_dropped_connection_421_and_slow_peer(sender_tern):
             m = re.search(r'last="(\d)\d\d', line["line"])
             assert m and m.group(1) == "4", "last reply not transient: " + line["line"]
         assert '"421 4.3.2' in busy_line["line"]
+        assert 'last="451 4.4.2' in drop_line["line"], drop_line["line"]  # RFC 3463 X.4.2: bad connection
         # Each attempt reached the end of DATA at the misbehaving peers...
         assert sum(c.startswith("MAIL") for c in drop.commands) >= 2
         assert sum(c.startswith("MAIL") for c in busy.commands) >= 2
@@ -394,6 +400,26 @@ def test_delay_warning_sent_once(sender_tern):
         assert "450 4.2.1 mailbox busy" in " ".join(r["Diagnostic-Code"].split())
         assert dsn.returned.get_content_type() == "text/rfc822-headers"
         assert dsn.returned_headers()["Subject"] == "slow to arrive"
+        assert peer.transactions == []
+
+
+def test_expiry_turns_a_deferral_into_a_failure_dsn(sender_tern):
+    with SmtpPeer(PLAIN_IP) as peer:
+        t = sender_tern(queue={"retry_schedule": '["1s"]', "max_age": '"2s"'})
+        qid = submit(t, ["defer@plain.test"], make_message("never accepted", sender=ALICE, to="defer@plain.test"))
+        wait_for_finish(t, qid, dsns=1, timeout=15)
+        # RFC 5321 §4.5.4.1: tried until max_age, then given up and reported once.
+        attempts = sum(c.startswith("RCPT") for c in peer.commands)
+        assert attempts >= 2, peer.commands
+        [line] = dsn_queued_lines(t, qid)
+        assert "kind=failure" in line
+        [dsn] = alice_dsns(t)
+        r = dsn.recipient("defer@plain.test")
+        assert r["Action"].strip() == "failed"
+        # The last reply's status stays (a persistent transient one, RFC 3463 §3.1, like Postfix's).
+        assert re.fullmatch(r"[45]\.\d{1,3}\.\d{1,3}", r["Status"].strip()), r["Status"]
+        assert "message expired" in r["Diagnostic-Code"]
+        assert "450 4.2.1 mailbox busy" in " ".join(r["Diagnostic-Code"].split())
         assert peer.transactions == []
 
 
