@@ -209,7 +209,7 @@ def test_failed_recipient_gets_one_failure_dsn(sender_tern):
         # The peer offers no STARTTLS: opportunistic TLS falls back to plain text.
         [delivered] = [line for line in t.log_since_start().splitlines()
                        if "event=delivery" in line and "to=ok@plain.test" in line]
-        assert "status=sent" in delivered or "status=delivered" in delivered, delivered
+        assert "status=sent" in delivered, delivered
         assert "tls=no" in delivered
         assert "status=bounced" in t.log_since_start()
 
@@ -401,6 +401,53 @@ def test_delay_warning_sent_once(sender_tern):
         assert dsn.returned.get_content_type() == "text/rfc822-headers"
         assert dsn.returned_headers()["Subject"] == "slow to arrive"
         assert peer.transactions == []
+
+
+def test_xtext_in_envid_and_orcpt_is_decoded_in_the_dsn_and_kept_encoded_on_the_wire(sender_tern):
+    with SmtpPeer(PLAIN_IP), SmtpPeer(DSN_IP, dsn=True) as dsn_peer:
+        t = sender_tern()
+        # RFC 3461 §4: "+2B" is "+", "+3D" is "=" in xtext.
+        rcpt_options = {"reject@plain.test": ["ORCPT=rfc822;first+2Btag@plain.test"],
+                        "ok@dsn.test": ["ORCPT=rfc822;second+2Btag@dsn.test"]}
+        qid = submit(t, list(rcpt_options), make_message("xtext", sender=ALICE, to="x@plain.test"),
+                     mail_options=["ENVID=Id+2Bwith+3Dsigns"], rcpt_options=rcpt_options)
+        wait_for_finish(t, qid, dsns=1)
+        # Passed on to the DSN peer still xtext-encoded (same value as received).
+        [env] = dsn_peer.envelopes
+        assert env["mail_params"]["ENVID"].upper() == "ID+2BWITH+3DSIGNS"
+        assert env["rcpts"]["ok@dsn.test"]["ORCPT"].upper() == "RFC822;SECOND+2BTAG@DSN.TEST"
+        # RFC 3461 §6.3 (a), (d): decoded in the DSN.
+        [dsn] = alice_dsns(t)
+        assert dsn.per_message["Original-Envelope-Id"].strip() == "Id+with=signs"
+        assert dsn.final_recipients == ["reject@plain.test"]
+        original = dsn.recipient("reject@plain.test")["Original-Recipient"]
+        assert original.replace(" ", "") == "rfc822;first+tag@plain.test"
+
+
+def test_one_attempt_with_success_and_failure_gives_one_dsn_of_each_kind(sender_tern):
+    with SmtpPeer(PLAIN_IP) as peer:
+        t = sender_tern()
+        notify = ["NOTIFY=SUCCESS,FAILURE"]
+        body = "Gr\u00fc\u00dfe aus dem Test\r\n"
+        qid = submit(t, ["ok@plain.test", "reject@plain.test"],
+                     make_message("two kinds", sender=ALICE, to="ok@plain.test", body=body),
+                     mail_options=["BODY=8BITMIME"], rcpt_options={"ok@plain.test": notify,
+                                                                   "reject@plain.test": notify})
+        wait_for_finish(t, qid, dsns=2)
+        kinds = sorted(re.search(r"kind=(\w+)", line).group(1) for line in dsn_queued_lines(t, qid))
+        assert kinds == ["failure", "success"]
+        by_action = {tuple(d.actions): d for d in alice_dsns(t)}
+        assert sorted(by_action) == [("failed",), ("relayed",)]
+        assert by_action[("failed",)].final_recipients == ["reject@plain.test"]
+        assert by_action[("relayed",)].final_recipients == ["ok@plain.test"]
+        # The failure returns the 8-bit original unchanged; the success only its header section.
+        failed = by_action[("failed",)]
+        assert failed.returned.get_content_type() == "message/rfc822"
+        assert failed.returned.get("Content-Transfer-Encoding", "").lower() in ("8bit", "binary")
+        assert by_action[("relayed",)].returned.get_content_type() == "text/rfc822-headers"
+        raw = [open(f, "rb").read() for f in maildir_files(t.maildir("alice"))]
+        assert sum(body.strip().encode("utf-8") in r for r in raw) == 1
+        assert [r for _, r, _ in peer.transactions] == [["ok@plain.test"]]
 
 
 def test_expiry_turns_a_deferral_into_a_failure_dsn(sender_tern):
