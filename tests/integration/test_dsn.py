@@ -31,9 +31,10 @@ ASCII_IP = "127.0.0.63"   # ascii.test: no SMTPUTF8
 DROP_IP = "127.0.0.64"    # drop.test: closes the connection after the content, no reply
 BUSY_IP = "127.0.0.65"    # busy.test: 421 after the content
 SLOW_IP = "127.0.0.66"    # slow.test: final reply after 2 s
+BIG_IP = "127.0.0.67"     # big.test: 552 after the content
 
 DOMAINS = {"plain.test": PLAIN_IP, "dsn.test": DSN_IP, "ascii.test": ASCII_IP, "drop.test": DROP_IP,
-           "busy.test": BUSY_IP, "slow.test": SLOW_IP}
+           "busy.test": BUSY_IP, "slow.test": SLOW_IP, "big.test": BIG_IP}
 
 
 @pytest.fixture
@@ -416,6 +417,8 @@ def test_xtext_in_envid_and_orcpt_is_decoded_in_the_dsn_and_kept_encoded_on_the_
         [env] = dsn_peer.envelopes
         assert env["mail_params"]["ENVID"].upper() == "ID+2BWITH+3DSIGNS"
         assert env["rcpts"]["ok@dsn.test"]["ORCPT"].upper() == "RFC822;SECOND+2BTAG@DSN.TEST"
+        # Parameters the sender did not give are not invented.
+        assert "NOTIFY" not in env["rcpts"]["ok@dsn.test"] and "RET" not in env["mail_params"]
         # RFC 3461 §6.3 (a), (d): decoded in the DSN.
         [dsn] = alice_dsns(t)
         assert dsn.per_message["Original-Envelope-Id"].strip() == "Id+with=signs"
@@ -448,6 +451,48 @@ def test_one_attempt_with_success_and_failure_gives_one_dsn_of_each_kind(sender_
         raw = [open(f, "rb").read() for f in maildir_files(t.maildir("alice"))]
         assert sum(body.strip().encode("utf-8") in r for r in raw) == 1
         assert [r for _, r, _ in peer.transactions] == [["ok@plain.test"]]
+
+
+def test_permanent_reply_after_data_fails_every_recipient_of_the_transaction(sender_tern):
+    with SmtpPeer(BIG_IP, on_data="552 5.3.4 message too big for this server") as peer:
+        t = sender_tern()
+        qid = submit(t, ["one@big.test", "two@big.test"], make_message("too big", sender=ALICE, to="one@big.test"))
+        wait_for_finish(t, qid, dsns=1)
+        assert sum(c.startswith("MAIL") for c in peer.commands) == 1  # one transaction, not retried
+        [dsn] = alice_dsns(t)
+        assert dsn.final_recipients == ["one@big.test", "two@big.test"]
+        for address in ("one@big.test", "two@big.test"):
+            r = dsn.recipient(address)
+            assert r["Action"].strip() == "failed" and r["Status"].strip() == "5.3.4"
+            assert "552 5.3.4 message too big" in " ".join(r["Diagnostic-Code"].split())
+            assert r["Remote-MTA"].strip() == "dns; mx.big.test"
+
+
+def test_dsn_to_a_remote_sender_uses_the_null_path_and_a_bounced_dsn_is_dropped(sender_tern):
+    with SmtpPeer(PLAIN_IP) as peer:
+        t = sender_tern()
+        # owner@plain.test sent a message to a rejected recipient: its DSN goes out to the peer from <>.
+        qid = submit(t, ["reject-1@plain.test"], make_message("remote sender", sender="owner@plain.test",
+                                                              to="reject-1@plain.test"), mail_from="owner@plain.test")
+        wait_for_finish(t, qid, dsns=1)
+        [(mail_from, rcpts, data)] = peer.transactions
+        assert mail_from == "<>" and rcpts == ["owner@plain.test"]  # aiosmtpd records the null path as "<>"
+        dsn = Dsn(email.message_from_bytes(data, policy=email.policy.compat32))
+        assert dsn.recipient("reject-1@plain.test")["Action"].strip() == "failed"
+        assert any(c == "MAIL FROM:<>" or c.startswith("MAIL FROM:<> ") for c in peer.commands)
+
+        # The sender's own server refuses the DSN: dropped, never bounced again (RFC 3461 §6.1 / RFC 5321 §4.5.5).
+        qid2 = submit(t, ["reject-2@plain.test"], make_message("sender gone", sender="reject-sender@plain.test",
+                                                               to="reject-2@plain.test"),
+                      mail_from="reject-sender@plain.test")
+        wait_for_finish(t, qid2, dsns=1)
+        [dsn_line] = dsn_queued_lines(t, qid2)
+        dsn_id = re.search(r" id=(\S+)", dsn_line).group(1)
+        wait_until(lambda: "dsn_dropped id=%s" % dsn_id in t.log_since_start(), 5, what="the DSN dropped")
+        assert len(dsn_queued_lines(t, dsn_id)) == 0
+        assert "RCPT TO:<reject-sender@plain.test>" in peer.commands
+        assert len(peer.transactions) == 1
+        assert t.queue_list() == {}
 
 
 def test_expiry_turns_a_deferral_into_a_failure_dsn(sender_tern):
