@@ -198,6 +198,10 @@ def test_failed_recipient_gets_one_failure_dsn(sender_tern):
         assert r["Action"].strip() == "failed"
         assert r["Status"].strip() == "5.1.1"
         assert r["Remote-MTA"].strip() == "dns; mx.plain.test"
+        # RFC 3461 §6.3 (a), (d): no ENVID / ORCPT given, so no such fields.
+        assert dsn.per_message["Original-Envelope-Id"] is None
+        assert r["Original-Recipient"] is None
+        assert email.utils.parsedate_to_datetime(r["Last-Attempt-Date"])
         diagnostic = r["Diagnostic-Code"]
         assert diagnostic.split(";")[0].strip().lower() == "smtp"
         assert "550 5.1.1 no such user here" in " ".join(diagnostic.split())
@@ -402,6 +406,15 @@ def test_delay_warning_sent_once(sender_tern):
         assert dsn.returned.get_content_type() == "text/rfc822-headers"
         assert dsn.returned_headers()["Subject"] == "slow to arrive"
         assert peer.transactions == []
+
+        # The warning is durable: after a restart, more attempts and still no second warning.
+        before = recipient_line(t, qid, "defer@plain.test")["attempts"]
+        assert t.stop() == 0
+        t.start()
+        wait_until(lambda: (recipient_line(t, qid, "defer@plain.test") or {}).get("attempts", 0) >= before + 2, 15,
+                   what="two attempts after the restart")
+        assert "event=dsn_queued" not in t.log_since_start()
+        assert len(maildir_files(t.maildir("alice"))) == 1
 
 
 def test_xtext_in_envid_and_orcpt_is_decoded_in_the_dsn_and_kept_encoded_on_the_wire(sender_tern):
