@@ -12,9 +12,15 @@ accepts RET/ENVID on MAIL and NOTIFY/ORCPT on RCPT (aiosmtpd alone answers
 `on_data` replaces the 250 after the content: "drop" closes the connection
 without a reply, any other string is sent as the reply; either way the
 transaction is not recorded as delivered. `data_delay` seconds pass before
-the final reply (a slow server). `commands` holds every MAIL and RCPT
-command line as received (parameters in their original case), and
-`envelopes` the accepted transactions with their DSN parameters as dicts."""
+the final reply (a slow server); `close_after_data=True` closes the
+connection right after a 250 to the content (a server that does not keep
+connections open for the next transaction).
+
+Besides `transactions`: `connections` counts the connections accepted,
+`commands` holds every MAIL and RCPT command line as received (parameters
+in their original case), and `envelopes` the transactions accepted with
+250, each {"mail_from", "mail_params": {RET, ENVID}, "rcpts": {address:
+{NOTIFY, ORCPT}}} (DSN parameters as sent, only when `dsn=True`)."""
 import asyncio
 import threading
 
@@ -64,6 +70,11 @@ class ScriptedSmtp(SMTP):
     def __init__(self, handler, peer, **kwargs):
         super().__init__(handler, **kwargs)
         self.peer = peer
+
+    def connection_made(self, transport):
+        with self.peer.lock:
+            self.peer.connection_count += 1
+        super().connection_made(transport)
 
     def _record(self, verb, arg):
         with self.peer.lock:
@@ -128,13 +139,16 @@ class ScriptedController(Controller):
 
 
 class SmtpPeer:
-    def __init__(self, host, port=25, dsn=False, smtputf8=True, on_data=None, data_delay=0.0):
+    def __init__(self, host, port=25, dsn=False, smtputf8=True, on_data=None, data_delay=0.0,
+                 close_after_data=False):
         self.dsn = dsn
+        self.close_after_data = close_after_data
         self.on_data = on_data
         self.data_delay = data_delay
         self.lock = threading.Lock()
         self.command_log = []
         self.envelope_log = []
+        self.connection_count = 0
         self.handler = RecordingHandler()
         self.controller = ScriptedController(self, self.handler, hostname=host, port=port,
                                              server_hostname="peer." + host, enable_SMTPUTF8=smtputf8)
@@ -158,6 +172,9 @@ class SmtpPeer:
                     "mail_params": dict(getattr(envelope, "dsn_mail", {})),
                     "rcpts": {r: dict(dsn_rcpts.get(r, {})) for r in envelope.rcpt_tos},
                 })
+            if self.close_after_data:
+                # After the reply has been written (push() follows this hook).
+                asyncio.get_running_loop().call_later(0.05, server.transport.close)
         return status
 
     @property
@@ -169,6 +186,11 @@ class SmtpPeer:
     def envelopes(self):
         with self.lock:
             return list(self.envelope_log)
+
+    @property
+    def connections(self):
+        with self.lock:
+            return self.connection_count
 
     @property
     def commands(self):

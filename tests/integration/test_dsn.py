@@ -32,9 +32,11 @@ DROP_IP = "127.0.0.64"    # drop.test: closes the connection after the content, 
 BUSY_IP = "127.0.0.65"    # busy.test: 421 after the content
 SLOW_IP = "127.0.0.66"    # slow.test: final reply after 2 s
 BIG_IP = "127.0.0.67"     # big.test: 552 after the content
+ONESHOT_IP = "127.0.0.68"  # oneshot.test: closes the connection after each accepted message
 
 DOMAINS = {"plain.test": PLAIN_IP, "dsn.test": DSN_IP, "ascii.test": ASCII_IP, "drop.test": DROP_IP,
-           "busy.test": BUSY_IP, "slow.test": SLOW_IP, "big.test": BIG_IP}
+           "busy.test": BUSY_IP, "slow.test": SLOW_IP, "big.test": BIG_IP,
+           "oneshot.test": ONESHOT_IP}
 
 
 @pytest.fixture
@@ -506,6 +508,25 @@ def test_dsn_to_a_remote_sender_uses_the_null_path_and_a_bounced_dsn_is_dropped(
         assert "RCPT TO:<reject-sender@plain.test>" in peer.commands
         assert len(peer.transactions) == 1
         assert t.queue_list() == {}
+
+
+def test_peer_closing_after_each_message_does_not_defer_the_next(sender_tern):
+    """tern keeps idle connections for the next message; when the peer has
+    closed one meanwhile, the next message must go over a new connection
+    instead of being deferred (or bounced)."""
+    with SmtpPeer(ONESHOT_IP, close_after_data=True) as peer:
+        t = sender_tern()
+        for n in range(3):
+            qid = submit(t, ["user%d@oneshot.test" % n], make_message("oneshot %d" % n, sender=ALICE,
+                                                                       to="user%d@oneshot.test" % n))
+            wait_until(lambda: len(peer.transactions) == n + 1, 10, what="message %d at the peer" % n)
+            wait_until(lambda: qid not in t.queue_list(), 5, what="message %d to leave the queue" % n)
+        assert [r for _, r, _ in peer.transactions] == [["user0@oneshot.test"], ["user1@oneshot.test"],
+                                                        ["user2@oneshot.test"]]
+        assert peer.connections == 3  # the peer really closed each one
+        log = t.log_since_start()
+        assert log.count("status=sent") == 3 and "status=deferred" not in log
+        assert maildir_files(t.maildir("alice")) == []
 
 
 def test_expiry_turns_a_deferral_into_a_failure_dsn(sender_tern):
