@@ -14,7 +14,9 @@ without a reply, any other string is sent as the reply; either way the
 transaction is not recorded as delivered. `data_delay` seconds pass before
 the final reply (a slow server); `close_after_data=True` closes the
 connection right after a 250 to the content (a server that does not keep
-connections open for the next transaction).
+connections open for the next transaction). `rcpt_replies` maps
+local-part prefixes to RCPT replies that take precedence over the handler's;
+a 421 among them also closes the connection (RFC 5321 §3.8).
 
 Besides `transactions`: `connections` counts the connections accepted,
 `commands` holds every MAIL and RCPT command line as received (parameters
@@ -121,6 +123,12 @@ class ScriptedSmtp(SMTP):
         dsn_params = {}
         if self.peer.dsn and arg is not None:
             arg, dsn_params = split_params(arg, DSN_RCPT_PARAMS)
+        scripted = self.peer.scripted_rcpt_reply(arg)
+        if scripted is not None and self.envelope.mail_from:
+            await self.push(scripted)
+            if scripted.startswith("421"):
+                self.transport.close()
+            return
         before = len(self.envelope.rcpt_tos)
         await super().smtp_RCPT(arg)
         if len(self.envelope.rcpt_tos) > before:
@@ -140,8 +148,9 @@ class ScriptedController(Controller):
 
 class SmtpPeer:
     def __init__(self, host, port=25, dsn=False, smtputf8=True, on_data=None, data_delay=0.0,
-                 close_after_data=False):
+                 close_after_data=False, rcpt_replies=None):
         self.dsn = dsn
+        self.rcpt_replies = dict(rcpt_replies or {})
         self.close_after_data = close_after_data
         self.on_data = on_data
         self.data_delay = data_delay
@@ -152,6 +161,17 @@ class SmtpPeer:
         self.handler = RecordingHandler()
         self.controller = ScriptedController(self, self.handler, hostname=host, port=port,
                                              server_hostname="peer." + host, enable_SMTPUTF8=smtputf8)
+
+    def scripted_rcpt_reply(self, arg):
+        """The rcpt_replies entry for a RCPT argument ("TO:<local@domain> ..."), or None."""
+        if not arg or not self.rcpt_replies:
+            return None
+        start = arg.find("<")
+        local = arg[start + 1:].split("@", 1)[0].lower() if start >= 0 else ""
+        for prefix, reply in self.rcpt_replies.items():
+            if local.startswith(prefix):
+                return reply
+        return None
 
     async def finish_data(self, server, handle_data):
         """The end of DATA: data_delay, then on_data or the handler's reply."""

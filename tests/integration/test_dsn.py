@@ -33,10 +33,11 @@ BUSY_IP = "127.0.0.65"    # busy.test: 421 after the content
 SLOW_IP = "127.0.0.66"    # slow.test: final reply after 2 s
 BIG_IP = "127.0.0.67"     # big.test: 552 after the content
 ONESHOT_IP = "127.0.0.68"  # oneshot.test: closes the connection after each accepted message
+CLOSING_IP = "127.0.0.69"  # closing.test: 421 and close at RCPT for "shutdown*"
 
 DOMAINS = {"plain.test": PLAIN_IP, "dsn.test": DSN_IP, "ascii.test": ASCII_IP, "drop.test": DROP_IP,
            "busy.test": BUSY_IP, "slow.test": SLOW_IP, "big.test": BIG_IP,
-           "oneshot.test": ONESHOT_IP}
+           "oneshot.test": ONESHOT_IP, "closing.test": CLOSING_IP}
 
 
 @pytest.fixture
@@ -527,6 +528,29 @@ def test_peer_closing_after_each_message_does_not_defer_the_next(sender_tern):
         log = t.log_since_start()
         assert log.count("status=sent") == 3 and "status=deferred" not in log
         assert maildir_files(t.maildir("alice")) == []
+
+
+def test_421_during_rcpt_defers_the_recipients_already_accepted(sender_tern):
+    """RFC 5321 §3.8: a 421 ends the session; the transaction never reached
+    DATA, so recipients accepted before it were not delivered either."""
+    with SmtpPeer(CLOSING_IP, rcpt_replies={"shutdown": "421 4.3.2 closing down now"}) as peer:
+        t = sender_tern()
+        rcpts = ["first@closing.test", "shutdown@closing.test", "last@closing.test"]
+        qid = submit(t, rcpts, make_message("closing peer", sender=ALICE, to="first@closing.test"))
+
+        def attempted():
+            lines = [recipient_line(t, qid, r) for r in rcpts]
+            return lines if all(r and r["attempts"] >= 1 for r in lines) else None
+
+        lines = wait_until(attempted, 15, what="the attempt recorded for all recipients")
+        for line in lines:
+            assert line["status"] == "pending", line["line"]
+            assert re.search(r'last="4\d\d ', line["line"]), line["line"]
+        assert "421 4.3.2" in lines[1]["line"] and "closing down now" in lines[1]["line"]
+        assert peer.transactions == []
+        assert not any(c.startswith("RCPT TO:<last@") for c in peer.commands), peer.commands
+        assert maildir_files(t.maildir("alice")) == []
+        assert dsn_queued_lines(t, qid) == []
 
 
 def test_expiry_turns_a_deferral_into_a_failure_dsn(sender_tern):
