@@ -21,8 +21,8 @@ from conftest import require_binary
 from dnsserver import DnsServer
 from peers import SmtpPeer
 from postfix_peer import POSTFIX, RelayingPostfix
-from ternlib import (all_maildir_files, free_port, maildir_files, maildir_messages, make_message, queued_id,
-                     wait_until)
+from ternlib import (PASSWORDS, all_maildir_files, client_tls_context, free_port, maildir_files, maildir_messages,
+                     make_message, queued_id, wait_until)
 
 ALICE = "alice@example.test"
 PLAIN_IP = "127.0.0.61"   # plain.test: no DSN, 450 "defer*", 550 "reject*", else 250
@@ -220,6 +220,28 @@ def test_failed_recipient_gets_one_failure_dsn(sender_tern):
         assert "status=sent" in delivered, delivered
         assert "tls=no" in delivered
         assert "status=bounced" in t.log_since_start()
+
+
+def test_authenticated_submission_bounce_reaches_the_submitter(tern_factory, dns):
+    """The usual path of a user's mail: submission port, STARTTLS, AUTH (no
+    trusted network); the bounce still comes back to her Maildir."""
+    with SmtpPeer(PLAIN_IP) as peer:
+        t = tern_factory(dns=[dns.address], trusted_networks=[])
+        with smtplib.SMTP(*t.addr("submission"), local_hostname="laptop.example.test", timeout=10) as s:
+            s.ehlo()
+            s.starttls(context=client_tls_context())
+            s.ehlo()
+            s.login(ALICE, PASSWORDS[ALICE])
+            refused = s.sendmail(ALICE, ["ok@plain.test", "reject-submitted@plain.test"],
+                                 make_message("submitted", sender=ALICE, to="ok@plain.test").encode(),
+                                 rcpt_options=["NOTIFY=FAILURE"])
+            assert refused == {}
+        [dsn] = [Dsn(m) for m in wait_until(lambda: maildir_messages(t.maildir("alice")), 15,
+                                            what="the bounce in alice's Maildir")]
+        assert dsn.final_recipients == ["reject-submitted@plain.test"]
+        assert dsn.recipient("reject-submitted@plain.test")["Status"].strip() == "5.1.1"
+        assert dsn.returned_headers()["Subject"] == "submitted"
+        assert [r for _, r, _ in peer.transactions] == [["ok@plain.test"]]
 
 
 def test_notify_success_relayed_by_us_or_passed_to_a_dsn_peer(sender_tern):
