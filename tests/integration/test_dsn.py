@@ -1,14 +1,16 @@
 """Delivery status notifications end to end (issue 4), against scripted
-receivers: the real tern relays mail from a local user (alice@example.test,
-who has a Maildir, submitting from a trusted network on the MX listener) to
+and real receivers: the real tern relays mail from a local user
+(alice@example.test, who has a Maildir; she submits from a trusted network
+on the MX listener, or with STARTTLS + AUTH on the submission port) to
 aiosmtpd peers on 127.0.0.6x:25 found through MX records served by a private
-dnsmasq. The peers answer 550/450 per recipient, lack DSN or SMTPUTF8, drop
-the connection after the content, answer 421 or are slow (peers.py). Each
-test checks what the peers received and which DSNs reached alice, parsed
-with the `email` package: multipart/report (RFC 6522), the
-message/delivery-status fields (RFC 3464 §2.2, §2.3), NOTIFY/ORCPT/ENVID/RET
-(RFC 3461), and that nothing is ever sent to the null reverse-path
-(RFC 5321 §4.5.5)."""
+dnsmasq, and to a private Postfix. The peers answer 4xx/5xx per recipient or
+after the content, lack DSN, SMTPUTF8 or STARTTLS, drop the connection,
+answer 421 or are slow (peers.py). Each test checks what the peers received
+and which DSNs reached alice, parsed with the `email` package:
+multipart/report (RFC 6522), the message/delivery-status fields (RFC 3464
+§2.2, §2.3; the global form of RFC 6533), NOTIFY/ORCPT/ENVID/RET (RFC 3461),
+delay warnings and expiry with a 1 s retry schedule, and that nothing is
+ever sent to the null reverse-path (RFC 5321 §4.5.5)."""
 import email
 import email.policy
 import email.utils
