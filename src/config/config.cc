@@ -379,11 +379,64 @@ void walk_dkim(const Walker& w, const toml::table& root, Config& cfg) {
   }
 }
 
+// [policy] anti-abuse keys (issue 5 item 4): HELO/sender checks, access maps,
+// DNSBL zones, greylist = { enabled, delay, expire, pass_after } and
+// rate_limit = { connections_per_minute_per_ip, messages_per_hour_per_ip }.
+void walk_policy_anti_abuse(const Walker& w, const toml::table& t, PolicyConfig& p) {
+  for (auto [key, out] : {std::pair<const char*, bool*>{"require_helo", &p.require_helo},
+                          {"reject_non_fqdn_helo", &p.reject_non_fqdn_helo},
+                          {"reject_non_fqdn_sender", &p.reject_non_fqdn_sender},
+                          {"reject_unknown_sender_domain", &p.reject_unknown_sender_domain}}) {
+    if (auto v = w.boolean(t, key, "policy")) *out = *v;
+  }
+  for (auto [key, out] : {std::pair<const char*, std::string*>{"sender_access", &p.sender_access},
+                          {"recipient_access", &p.recipient_access}}) {
+    if (auto v = w.string(t, key, "policy")) {
+      if (v->empty()) w.fail(t.get(key), Walker::join("policy", key), "must not be empty (omit it for no map)");
+      *out = *v;
+    }
+  }
+  for (const auto& [zone, node] : w.strings(t, "dnsbl", "policy")) {
+    std::string_view name = zone;
+    if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+    if (!valid_hostname(name)) w.fail(node, "policy.dnsbl", "\"" + zone + "\" is not a DNS zone");
+    p.dnsbl.push_back(to_lower(name));
+  }
+  if (p.dnsbl.size() > 16) w.fail(t.get("dnsbl"), "policy.dnsbl", "at most 16 lists");
+  if (const auto* g = w.table(t, "greylist", "policy")) {
+    w.check_keys(*g, "policy.greylist", {"enabled", "delay", "expire", "pass_after"});
+    if (auto v = w.boolean(*g, "enabled", "policy.greylist")) p.greylist.enabled = *v;
+    if (auto v = w.duration(*g, "delay", "policy.greylist")) {
+      if (*v > 24 * 3600) w.fail(g->get("delay"), "policy.greylist.delay", "must be at most 1 day");
+      p.greylist.delay = static_cast<uint32_t>(*v);
+    }
+    if (auto v = w.duration(*g, "expire", "policy.greylist")) {
+      if (*v < 3600 || *v > 366ull * 24 * 3600) {
+        w.fail(g->get("expire"), "policy.greylist.expire", "must be between 1 hour and 366 days");
+      }
+      p.greylist.expire = static_cast<uint32_t>(*v);
+    }
+    if (auto v = w.integer(*g, "pass_after", "policy.greylist", 0, 1000000)) p.greylist.pass_after = static_cast<uint32_t>(*v);
+  }
+  if (const auto* r = w.table(t, "rate_limit", "policy")) {
+    w.check_keys(*r, "policy.rate_limit", {"connections_per_minute_per_ip", "messages_per_hour_per_ip"});
+    if (auto v = w.integer(*r, "connections_per_minute_per_ip", "policy.rate_limit", 0, 1000000)) {
+      p.rate_limit.connections_per_minute_per_ip = static_cast<uint32_t>(*v);
+    }
+    if (auto v = w.integer(*r, "messages_per_hour_per_ip", "policy.rate_limit", 0, 100000000)) {
+      p.rate_limit.messages_per_hour_per_ip = static_cast<uint32_t>(*v);
+    }
+  }
+}
+
 // [policy]: one walker for the whole table; each group of keys parses its own.
 void walk_policy(const Walker& w, const toml::table& root, Config& cfg) {
   const auto* t = w.table(root, "policy", "");
   if (t == nullptr) return;
-  w.check_keys(*t, "policy", {"spf_fail", "dmarc_reject", "dmarc_quarantine", "arc_trusted_sealers"});
+  w.check_keys(*t, "policy",
+               {"spf_fail", "dmarc_reject", "dmarc_quarantine", "arc_trusted_sealers", "require_helo",
+                "reject_non_fqdn_helo", "reject_non_fqdn_sender", "reject_unknown_sender_domain", "sender_access",
+                "recipient_access", "dnsbl", "greylist", "rate_limit"});
   auto one_of = [&](std::string_view key, std::initializer_list<std::string_view> allowed, std::string& out) {
     auto v = w.string(*t, key, "policy");
     if (!v) return;
@@ -405,6 +458,7 @@ void walk_policy(const Walker& w, const toml::table& root, Config& cfg) {
     if (!valid_hostname(name)) w.fail(node, "policy.arc_trusted_sealers", "\"" + name + "\" is not a domain name");
     cfg.policy.arc_trusted_sealers.push_back(to_lower(name));
   }
+  walk_policy_anti_abuse(w, *t, cfg.policy);
 }
 
 // [forwarders] "alice@example.test" = ["external.org"], "@example.test" = [...]

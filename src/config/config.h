@@ -97,6 +97,25 @@ struct PolicyConfig {
   // ARC sealers (d= of the newest ARC-Seal, lower-cased) whose valid chain
   // overrides SPF/DMARC failure (RFC 8617 §7.2).
   std::vector<std::string> arc_trusted_sealers;
+
+  // Anti-abuse (issue 5 item 4; src/policy/checks.h says when each runs).
+  bool require_helo = true;                   // MAIL before HELO/EHLO: 503 5.5.1
+  bool reject_non_fqdn_helo = false;          // HELO name not an FQDN or address literal: 504 5.5.2
+  bool reject_non_fqdn_sender = false;        // MAIL FROM domain missing or not an FQDN: 504 5.5.2
+  bool reject_unknown_sender_domain = true;   // no MX/A/AAAA: 550 5.1.8 (450 4.1.8 on DNS failure)
+  std::string sender_access;                  // access map file (address | @domain | IP/CIDR); empty: none
+  std::string recipient_access;               // access map file (address | @domain | /regex/); empty: none
+  std::vector<std::string> dnsbl;             // DNSBL zones, lower-case; a listed client gets 554 5.7.1
+  struct Greylist {
+    bool enabled = false;
+    uint32_t delay = 300;              // seconds before a retry passes
+    uint32_t expire = 35 * 24 * 3600;  // seconds passed triplets / whitelisted clients are remembered
+    uint32_t pass_after = 5;           // passed triplets that whitelist a client network; 0: never
+  } greylist;
+  struct RateLimit {
+    uint32_t connections_per_minute_per_ip = 0;  // 0: unlimited
+    uint32_t messages_per_hour_per_ip = 0;       // 0: unlimited
+  } rate_limit;
 };
 
 struct Config {

@@ -407,5 +407,63 @@ arc_trusted_sealers = ["Lists.Example.org"]
   EXPECT_NE(unknown.error().text.find("policy.spf_fial: unknown key"), std::string::npos);
 }
 
+TEST(Config, PolicyAntiAbuseKeys) {
+  const std::string base =
+      "[[listener]]\nrole = \"mx\"\naddress = \"127.0.0.1:25\"\n[domains]\nlocal = [\"example.test\"]\n";
+  auto defaults = load_string(base, "d.toml");
+  ASSERT_TRUE(defaults) << defaults.error().text;
+  const auto& d = defaults->policy;
+  EXPECT_TRUE(d.require_helo);
+  EXPECT_FALSE(d.reject_non_fqdn_helo);
+  EXPECT_FALSE(d.reject_non_fqdn_sender);
+  EXPECT_TRUE(d.reject_unknown_sender_domain);
+  EXPECT_TRUE(d.sender_access.empty());
+  EXPECT_TRUE(d.dnsbl.empty());
+  EXPECT_FALSE(d.greylist.enabled);
+  EXPECT_EQ(d.greylist.delay, 300u);
+  EXPECT_EQ(d.rate_limit.connections_per_minute_per_ip, 0u);
+
+  auto c = load_string(base + R"([policy]
+require_helo = false
+reject_non_fqdn_helo = true
+reject_non_fqdn_sender = true
+reject_unknown_sender_domain = false
+sender_access = "/etc/tern/sender_access"
+recipient_access = "/etc/tern/recipient_access"
+dnsbl = ["Zen.DNSBL.test.", "v6.dnsbl.test"]
+greylist = { enabled = true, delay = "5m", expire = "35d", pass_after = 3 }
+rate_limit = { connections_per_minute_per_ip = 60, messages_per_hour_per_ip = 600 }
+)",
+                       "p.toml");
+  ASSERT_TRUE(c) << c.error().text;
+  const auto& p = c->policy;
+  EXPECT_FALSE(p.require_helo);
+  EXPECT_TRUE(p.reject_non_fqdn_helo);
+  EXPECT_TRUE(p.reject_non_fqdn_sender);
+  EXPECT_FALSE(p.reject_unknown_sender_domain);
+  EXPECT_EQ(p.sender_access, "/etc/tern/sender_access");
+  EXPECT_EQ(p.recipient_access, "/etc/tern/recipient_access");
+  EXPECT_EQ(p.dnsbl, (std::vector<std::string>{"zen.dnsbl.test", "v6.dnsbl.test"}));
+  EXPECT_TRUE(p.greylist.enabled);
+  EXPECT_EQ(p.greylist.delay, 300u);
+  EXPECT_EQ(p.greylist.expire, 35u * 24 * 3600);
+  EXPECT_EQ(p.greylist.pass_after, 3u);
+  EXPECT_EQ(p.rate_limit.connections_per_minute_per_ip, 60u);
+  EXPECT_EQ(p.rate_limit.messages_per_hour_per_ip, 600u);
+
+  auto bad_zone = load_string(base + "[policy]\ndnsbl = [\"not a zone\"]\n", "z.toml");
+  ASSERT_FALSE(bad_zone);
+  EXPECT_NE(bad_zone.error().text.find("z.toml:7: policy.dnsbl"), std::string::npos) << bad_zone.error().text;
+  auto bad_greylist = load_string(base + "[policy]\ngreylist = { enabled = true, delai = \"5m\" }\n", "g.toml");
+  ASSERT_FALSE(bad_greylist);
+  EXPECT_NE(bad_greylist.error().text.find("policy.greylist.delai: unknown key"), std::string::npos)
+      << bad_greylist.error().text;
+  auto bad_rate = load_string(base + "[policy]\nrate_limit = { connections_per_minute_per_ip = -1 }\n", "r.toml");
+  ASSERT_FALSE(bad_rate);
+  EXPECT_NE(bad_rate.error().text.find("policy.rate_limit.connections_per_minute_per_ip"), std::string::npos);
+  auto bad_bool = load_string(base + "[policy]\nrequire_helo = \"yes\"\n", "b.toml");
+  ASSERT_FALSE(bad_bool);
+}
+
 }  // namespace
 }  // namespace tern::config
