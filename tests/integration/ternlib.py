@@ -240,7 +240,7 @@ class TernServer:
 
 # -- queue output ------------------------------------------------------------
 
-QUEUE_HEADER = re.compile(r"^(\S+)  size=(\d+)  arrived=(\S+)  from=<([^>]*)>(  HELD)?$")
+QUEUE_HEADER = re.compile(r"^(\S+)  size=(\d+)  arrived=(\S+)  from=<([^>]*)>(  HELD)?(  delay-warned)?$")
 QUEUE_RCPT = re.compile(r"^    to=<([^>]*)>(?: orig=<([^>]*)>)? status=(\w+) attempts=(\d+)")
 
 
@@ -251,7 +251,8 @@ def parse_queue_list(text):
     for line in text.splitlines():
         m = QUEUE_HEADER.match(line)
         if m:
-            current = {"from": m.group(4), "held": bool(m.group(5)), "size": int(m.group(2)), "rcpts": []}
+            current = {"from": m.group(4), "held": bool(m.group(5)), "delay_warned": bool(m.group(6)),
+                       "size": int(m.group(2)), "rcpts": []}
             out[m.group(1)] = current
             continue
         m = QUEUE_RCPT.match(line)
