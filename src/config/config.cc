@@ -484,13 +484,69 @@ void walk_forwarders(const Walker& w, const toml::table& root, Config& cfg) {
   }
 }
 
+// [[milter]] tables. The address is checked for shape only here; the milter
+// library parses it again when it connects.
+void walk_milters(const Walker& w, const toml::table& root, Config& cfg) {
+  const toml::node* n = root.get("milter");
+  if (n == nullptr) return;
+  if (!n->is_array_of_tables()) w.fail(n, "milter", "must be an array of tables ([[milter]])");
+  for (const auto& e : *n->as_array()) {
+    const auto& t = *e.as_table();
+    w.check_keys(t, "milter", {"address", "on_failure", "connect_timeout", "reply_timeout"});
+    MilterConfig m;
+    auto address = w.string(t, "address", "milter");
+    if (!address) w.fail(&e, "milter.address", "missing (e.g. \"unix:/run/milter.sock\" or \"127.0.0.1:8891\")");
+    std::string_view a = *address;
+    bool valid = false;
+    for (std::string_view unix_prefix : {"unix:", "local:", "/"}) {
+      if (a.starts_with(unix_prefix)) {
+        size_t path_size = a.size() - (unix_prefix == "/" ? 0 : unix_prefix.size());
+        valid = path_size > 0 && path_size <= 107;  // sockaddr_un.sun_path
+      }
+    }
+    if (a.starts_with("inet:") || a.starts_with("inet6:")) {
+      // Sendmail's "inet:PORT@HOST" (HOST defaults to localhost).
+      std::string_view rest = a.substr(a.find(':') + 1);
+      std::string_view port = rest.substr(0, rest.find('@'));
+      valid = !port.empty() && port.size() <= 5 && is_digits(port) && std::stoul(std::string(port)) - 1 < 65535;
+    } else if (!valid) {
+      auto hp = HostPort::parse(a);
+      valid = hp && hp->port != 0 && !hp->host.empty();
+    }
+    if (!valid) {
+      w.fail(t.get("address"), "milter.address", "must be \"unix:/path\" or \"host:port\"");
+    }
+    m.address = *address;
+    if (auto v = w.string(t, "on_failure", "milter")) {
+      if (*v == "tempfail") {
+        m.on_failure = MilterOnFailure::kTempfail;
+      } else if (*v == "accept") {
+        m.on_failure = MilterOnFailure::kAccept;
+      } else if (*v == "reject") {
+        m.on_failure = MilterOnFailure::kReject;
+      } else {
+        w.fail(t.get("on_failure"), "milter.on_failure", "must be tempfail, accept or reject");
+      }
+    }
+    for (auto [key, out] :
+         {std::pair{"connect_timeout", &m.connect_timeout}, std::pair{"reply_timeout", &m.reply_timeout}}) {
+      if (auto d = w.duration(t, key, "milter")) {
+        if (*d == 0 || *d > 3600) w.fail(t.get(key), Walker::join("milter", key), "must be between 1s and 1h");
+        *out = static_cast<uint32_t>(*d);
+      }
+    }
+    cfg.milters.push_back(std::move(m));
+  }
+}
+
 Config walk(const toml::table& root, const std::string& origin) {
   Walker w(origin);
   Config cfg;
   cfg.path = origin;
   w.check_keys(root, "",
                {"server", "listener", "tls", "domains", "relay", "delivery", "aliases", "accounts", "queue", "limits", "dns",
-                "auth", "transport", "route", "domain", "account", "dkim", "policy", "forwarders"});
+                "auth", "transport", "route", "domain", "account", "dkim", "policy", "forwarders",
+                "milter"});
 
   if (const auto* t = w.table(root, "server", "")) {
     w.check_keys(*t, "server", {"hostname", "data_dir", "control_socket", "user", "threads"});
@@ -695,6 +751,7 @@ Config walk(const toml::table& root, const std::string& origin) {
   walk_dkim(w, root, cfg);
   walk_policy(w, root, cfg);
   walk_forwarders(w, root, cfg);
+  walk_milters(w, root, cfg);
   return cfg;
 }
 
@@ -744,6 +801,15 @@ std::optional<Error> parse_fail_message(std::string_view message) {
   if (text.empty()) text = "delivery refused by configuration";
   if (parts[0] == "4") return Error::temp(std::string(code), std::move(text));
   return Error::perm(std::string(code), std::move(text));
+}
+
+const char* milter_on_failure_name(MilterOnFailure value) {
+  switch (value) {
+    case MilterOnFailure::kTempfail: return "tempfail";
+    case MilterOnFailure::kAccept: return "accept";
+    case MilterOnFailure::kReject: return "reject";
+  }
+  return "tempfail";
 }
 
 const char* role_name(ListenerRole role) {

@@ -118,6 +118,22 @@ struct PolicyConfig {
   } rate_limit;
 };
 
+// [[milter]] (issue 5 item 5): a Sendmail-protocol (version 6) milter
+// consulted at every SMTP stage, in the order listed.
+enum class MilterOnFailure { kTempfail, kAccept, kReject };
+const char* milter_on_failure_name(MilterOnFailure value);  // "tempfail", "accept", "reject"
+
+struct MilterConfig {
+  // "unix:/run/rspamd/milter.sock" (also "local:/path" or "/path"), or TCP
+  // "127.0.0.1:11332", "[::1]:8891", "host:port", Sendmail's "inet:8891@host".
+  std::string address;
+  // When the milter cannot be reached, times out or breaks the protocol:
+  // tempfail (451 4.7.1, default), accept (go on without it), reject (550 5.7.1).
+  MilterOnFailure on_failure = MilterOnFailure::kTempfail;
+  uint32_t connect_timeout = 10;  // seconds, connect + option negotiation
+  uint32_t reply_timeout = 30;    // seconds per reply (a progress packet restarts it)
+};
+
 struct Config {
   std::string path;  // file the config came from ("<embedded>" for the default)
 
@@ -211,6 +227,7 @@ struct Config {
   std::map<std::string, AccountSettings> account;
 
   PolicyConfig policy;
+  std::vector<MilterConfig> milters;  // [[milter]], in order; empty: no milter
 
   // [forwarders] "alice@example.test" = ["external.org"] or "@example.test" =
   // [...]: domains whose SPF-authorized hosts forward mail to that recipient
