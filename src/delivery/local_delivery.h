@@ -16,6 +16,9 @@ struct LocalDelivery {
   std::string user;       // mailbox local part without +detail (e.g. "alice")
   std::string domain;     // mailbox domain (e.g. "example.org")
   std::string detail;     // "+detail" part without the '+', "" when none
+  // Quarantined by policy (DMARC quarantine, envelope attribute "junk"):
+  // Maildir delivery files it into the Maildir++ folder ".Junk".
+  bool junk = false;
 
   // user[+detail]@domain: the address of the resolved mailbox.
   std::string mailbox_address() const;

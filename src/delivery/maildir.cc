@@ -235,6 +235,30 @@ Result<std::string> MaildirDeliverer::prepare_maildir(const LocalDelivery& d) {
   if (!expanded) return expanded.error();
   std::string maildir = std::move(*expanded);
 
+  // Quarantine: the Maildir++ folder ".Junk" (created with the mailbox and a
+  // "maildirfolder" marker when missing, as IMAP servers expect).
+  if (d.junk) {
+    LocalDelivery inbox = d;
+    inbox.junk = false;
+    inbox.detail.clear();
+    auto root = prepare_maildir(inbox);
+    if (!root) return root.error();
+    std::string folder = fs::join(*root, ".Junk");
+    if (is_directory(folder + "/tmp") && is_directory(folder + "/new") && is_directory(folder + "/cur")) return folder;
+    bool created = false, created_sub = false;
+    if (auto st = ensure_dir(folder, 0700, created); !st) return st.error();
+    for (const char* sub : {"/tmp", "/new", "/cur"}) {
+      if (auto st = ensure_dir(folder + sub, 0700, created_sub); !st) return st.error();
+    }
+    int marker = ::open((folder + "/maildirfolder").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (marker >= 0) ::close(marker);
+    if (auto st = fs::fsync_dir(folder); !st) return st.error();
+    if (created) {
+      if (auto st = fs::fsync_dir(*root); !st) return st.error();
+    }
+    return folder;
+  }
+
   // Maildir++ subfolder for +detail, only when the user already made it.
   if (options_.detail_folder && safe_component(d.detail)) {
     std::string folder = fs::join(maildir, "." + d.detail);

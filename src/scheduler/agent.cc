@@ -213,6 +213,7 @@ delivery::LocalDelivery DeliveryAgent::local_delivery_for(const queue::Envelope&
   auto plus = local.find('+');
   d.user = to_lower(local.substr(0, plus));
   if (plus != std::string::npos) d.detail = local.substr(plus + 1);
+  if (auto it = env.attributes.find("junk"); it != env.attributes.end()) d.junk = it->second == "1";
   return d;
 }
 

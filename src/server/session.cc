@@ -18,12 +18,15 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
+#include <random>
 #include <set>
 
 #include "base/log.h"
 #include "auth/auth_results.h"
 #include "auth/evaluate.h"
 #include "base/strings.h"
+#include "policy/decision.h"
+#include "policy/decision_dns.h"
 #include "server/received.h"
 #include "server/server.h"
 #include "smtp/session.h"
@@ -231,6 +234,8 @@ class Session : public std::enable_shared_from_this<Session> {
     mail_from_.clear();
     rcpts_.clear();
     originals_.clear();
+    forwarder_spf_.clear();
+    transaction_forwarded_ = false;
     write_failed_ = false;
   }
 
@@ -246,6 +251,52 @@ class Session : public std::enable_shared_from_this<Session> {
     reply(code, enhanced, std::move(text));
   }
 
+  // The facts the identity rule decides on. The EHLO name is looked up in DNS
+  // only when the relaxed heuristic needs it (once per name and session).
+  asio::awaitable<policy::SessionFacts> identity_facts(const std::string& from) {
+    policy::SessionFacts f;
+    f.mx_listener = listener_.role == config::ListenerRole::kMx;
+    f.mode = policy::parse_identity_mode(listener_.verify_sender_identity).value_or(policy::IdentityMode::kStrict);
+    f.authenticated = engine_.authenticated();
+    f.trusted_network = trusted_;
+    f.helo = engine_.helo_name();
+    f.mail_from = from;
+    f.our_hostname = cfg_.server.hostname;
+    f.local_domains = cfg_.domains.local;
+    if (f.mode != policy::IdentityMode::kRelaxed || !policy::identity_rule_applies(f, policy::domain_of(from))) {
+      co_return f;
+    }
+    f.helo_resolves = true;  // first the syntax and our-name checks
+    if (policy::classify_helo(f) != policy::HeloClass::kMx) co_return f;
+    if (!verify_inbound()) {
+      // Without inbound DKIM verification the relaxed path cannot be proven.
+      f.helo_resolves = false;
+      co_return f;
+    }
+    if (helo_checked_ != f.helo) {
+      helo_resolves_ = co_await policy::helo_resolves(*resolver_, f.helo);
+      helo_checked_ = f.helo;
+    }
+    f.helo_resolves = helo_resolves_;
+    co_return f;
+  }
+
+  void log_decision(const policy::Decision& d, policy::IdentityPath path, const std::string& id = "") {
+    std::string checks;
+    for (const auto& c : d.checks) {
+      if (!checks.empty()) checks += "; ";
+      checks += c.name + "=" + c.result + (c.detail.empty() ? "" : " (" + c.detail + ")");
+    }
+    auto line = log::info("policy");
+    if (!id.empty()) line.kv("id", id);
+    line.kv("session", id_)
+        .kv("client", peer_)
+        .kv("stage", policy::stage_name(d.stage))
+        .kv("identity", policy::identity_path_name(path))
+        .kv("result", d.accepted ? (d.junk ? std::string("junk") : std::string("accept")) : d.reply_line())
+        .kv("checks", checks);
+  }
+
   asio::awaitable<void> on_mail(const smtp::EvMail& ev) {
     reset_transaction();
     users_ = server_.deps().users->get();
@@ -257,6 +308,16 @@ class Session : public std::enable_shared_from_this<Session> {
     mail_from_ = from;
     mail_params_ = ev.params;
     spf_.reset();
+    // Issue 5 §1: sender identity of our own domains from unauthenticated,
+    // untrusted clients on the MX listener.
+    identity_ = co_await identity_facts(from);
+    policy::Decision identity = policy::decide_mail(identity_);
+    log_decision(identity, policy::mail_identity_path(identity_));
+    if (!identity.accepted) {
+      reject("mail", identity.code, identity.enhanced.c_str(), identity.text);
+      mail_from_.clear();
+      co_return;
+    }
     if (verify_inbound()) {
       // RFC 7208 §2.4: evaluated at MAIL FROM (HELO identity for "<>").
       auth::SessionFacts facts{peer_ip_, engine_.helo_name(), mail_from_};
@@ -273,13 +334,34 @@ class Session : public std::enable_shared_from_this<Session> {
     engine_.accept();
   }
 
-  void on_rcpt(const smtp::EvRcpt& ev) {
+  asio::awaitable<void> on_rcpt(const smtp::EvRcpt& ev) {
     std::string addr = ev.to.domain.empty() ? ev.to.local : ev.to.str();
     const auto& dir = *users_->directory;
     auto lookup = dir.check(addr);
     if (lookup == users::Directory::Lookup::kUnknown) {
       reject("rcpt", 550, "5.1.1", "<" + addr + ">: Recipient address rejected: User unknown in local recipient table");
-      return;
+      co_return;
+    }
+    policy::Decision relay = policy::decide_rcpt(identity_, addr, lookup != users::Directory::Lookup::kNotLocal);
+    if (!relay.accepted) {
+      log_decision(relay, policy::mail_identity_path(identity_));
+      reject("rcpt", relay.code, relay.enhanced.c_str(), relay.text);
+      co_return;
+    }
+    // Issue 5 §3: SPF of this recipient's trusted forwarder domains, when the
+    // MAIL FROM SPF did not pass. Forwarded and not-forwarded recipients go
+    // in separate transactions, since only the former are excused.
+    bool forwarded = false;
+    std::vector<policy::ForwarderSpf> forwarder_results;
+    if (verify_inbound() && spf_ && spf_->code != auth::SpfResult::Code::kPass && !cfg_.forwarders.empty() &&
+        lookup != users::Directory::Lookup::kNotLocal) {
+      forwarder_results = co_await policy::forwarder_spf(*resolver_, cfg_, peer_ip_, engine_.helo_name(), addr);
+      for (const auto& f : forwarder_results) forwarded = forwarded || f.code == auth::SpfResult::Code::kPass;
+    }
+    if (!originals_.empty() && forwarded != transaction_forwarded_ && spf_ &&
+        spf_->code == auth::SpfResult::Code::kFail) {
+      reject("rcpt", 452, "4.5.3", "<" + addr + ">: send this recipient in a separate transaction");
+      co_return;
     }
     std::vector<queue::Recipient> expanded;
     auto make = [&](std::string address) {
@@ -294,7 +376,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (lookup == users::Directory::Lookup::kNotLocal) {
       if (!engine_.authenticated() && !trusted_) {
         reject("rcpt", 554, "5.7.1", "<" + addr + ">: Relay access denied");
-        return;
+        co_return;
       }
       expanded.push_back(make(addr));
     } else {
@@ -302,7 +384,7 @@ class Session : public std::enable_shared_from_this<Session> {
       if (!dests) {
         const Error& e = dests.error();
         reject("rcpt", e.code, e.enhanced.c_str(), "<" + addr + ">: " + e.text);
-        return;
+        co_return;
       }
       for (const auto& d : *dests) {
         std::string target = d.address;
@@ -318,6 +400,8 @@ class Session : public std::enable_shared_from_this<Session> {
       if (!dup) rcpts_.push_back(std::move(r));
     }
     originals_.push_back(addr);
+    transaction_forwarded_ = forwarded;
+    for (auto& f : forwarder_results) forwarder_spf_.push_back(std::move(f));
     engine_.accept();
   }
 
@@ -360,38 +444,84 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // RFC 8601: evaluate DKIM, DMARC (and the SPF result from MAIL FROM) and
   // have the Authentication-Results field prepended at delivery (it must sit
-  // above our Received header, which is already spooled).
-  asio::awaitable<void> authenticate(queue::Envelope& env) {
+  // above our Received header, which is already spooled). Then the identity,
+  // SPF and DMARC policy (issue 5) decides on the results.
+  asio::awaitable<policy::Decision> authenticate(queue::Envelope& env) {
     auto message = mail::Message::parse(std::move(auth_copy_));
     auth_copy_.clear();
     auth::SessionFacts facts{peer_ip_, engine_.helo_name(), mail_from_};
     if (!spf_) spf_ = auth::SpfResult{};
+    policy::MessageFacts checked;
+    checked.spf = *spf_;
+    checked.spf_is_helo = spf_is_helo_;
+    for (const auto& r : originals_) checked.recipients.push_back(to_lower(r));
+    checked.forwarders = forwarder_spf_;
+    auth::AuthResults ar;
     if (!message) {
       // Not parseable as RFC 5322: record SPF only.
-      auth::AuthResults ar;
       ar.authserv_id = cfg_.auth.authserv_id;
       auth::MethodResult m;
       m.method = "spf";
       m.result = auth::spf_code_name(spf_->code);
       m.prop("smtp", spf_is_helo_ ? "helo" : "mailfrom", spf_is_helo_ ? facts.helo : facts.mail_from);
       ar.results.push_back(m);
-      env.attributes["header.prepend"] = auth::format_header(ar);
       env.attributes["auth.problem"] = message.error().text;
-      co_return;
+    } else {
+      auth::dkim::VerifyOptions dkim_options;
+      auto ev = co_await auth::evaluate_message(*resolver_, facts, *spf_, spf_is_helo_, *message,
+                                                cfg_.auth.authserv_id, dkim_options);
+      for (auto& [k, v] : ev.attributes()) env.attributes[k] = v;
+      checked.dkim = ev.dkim;
+      checked.dmarc = ev.dmarc;
+      checked.arc = ev.arc;
+      if (auto from = message->from_addresses()) {
+        for (const auto& mb : *from) {
+          if (!mb.domain.empty()) checked.header_from_domains.push_back(to_lower(mb.domain));
+        }
+      }
+      ar = ev.results;
+      log::info("auth")
+          .kv("id", env.id)
+          .kv("session", id_)
+          .kv("spf", auth::spf_code_name(ev.spf.code))
+          .kv("dkim", env.attributes["auth.dkim.pass_domains"].empty() ? std::string("none-pass")
+                                                                        : env.attributes["auth.dkim.pass_domains"])
+          .kv("dmarc", auth::dmarc::status_name(ev.dmarc.status))
+          .kv("from_domain", ev.dmarc.from_domain);
     }
-    auth::dkim::VerifyOptions dkim_options;
-    auto ev = co_await auth::evaluate_message(*resolver_, facts, *spf_, spf_is_helo_, *message,
-                                              cfg_.auth.authserv_id, dkim_options);
-    for (auto& [k, v] : ev.attributes()) env.attributes[k] = v;
-    env.attributes["header.prepend"] = ev.header();
-    log::info("auth")
-        .kv("id", env.id)
-        .kv("session", id_)
-        .kv("spf", auth::spf_code_name(ev.spf.code))
-        .kv("dkim", env.attributes["auth.dkim.pass_domains"].empty() ? std::string("none-pass")
-                                                                      : env.attributes["auth.dkim.pass_domains"])
-        .kv("dmarc", auth::dmarc::status_name(ev.dmarc.status))
-        .kv("from_domain", ev.dmarc.from_domain);
+    static thread_local std::mt19937 rng{std::random_device{}()};
+    std::function<unsigned()> random_percent = [] { return static_cast<unsigned>(rng() % 100); };
+    policy::Decision decision = policy::decide_data(identity_, checked, cfg_.policy, random_percent);
+    policy::IdentityPath path = policy::data_identity_path(identity_, checked);
+    log_decision(decision, path, env.id);
+    // The path taken, as an extension method (RFC 8601 §2.7.6) with the
+    // proof in a comment: "x-tern-identity=relaxed-mx (example.test proven by DKIM d=example.test)".
+    auth::MethodResult identity;
+    identity.method = "x-tern-identity";
+    identity.result = policy::identity_path_name(path);
+    for (const auto& c : decision.checks) {
+      if (c.name == "identity" && !c.detail.empty()) identity.comment = c.detail;
+    }
+    ar.results.push_back(identity);
+    std::string via;
+    for (const auto& r : checked.recipients) {
+      if (policy::forwarded_for(checked, r, &via)) {
+        auth::MethodResult forwarded;
+        forwarded.method = "x-tern-forwarder";
+        forwarded.result = "pass";
+        forwarded.comment = "client passes SPF of " + via + " for " + r;
+        ar.results.push_back(forwarded);
+        break;
+      }
+    }
+    std::string prepend = auth::format_header(ar);
+    if (decision.junk) {
+      env.attributes["junk"] = "1";
+      prepend += "X-Tern-Quarantine: " + decision.text + "\r\n";
+    }
+    env.attributes["header.prepend"] = prepend;
+    env.attributes["policy.identity"] = policy::identity_path_name(path);
+    co_return decision;
   }
 
   void spool_append(std::string_view bytes) {
@@ -493,7 +623,15 @@ class Session : public std::enable_shared_from_this<Session> {
       keep_copy_ = false;
       std::string copy = signing_ && verify_inbound() ? auth_copy_ : std::string();
       if (signing_ && !verify_inbound()) copy = std::move(auth_copy_);
-      if (verify_inbound()) co_await authenticate(env);
+      if (verify_inbound()) {
+        policy::Decision decision = co_await authenticate(env);
+        if (!decision.accepted) {
+          // Refused after data: nothing is queued (the writer is aborted).
+          reject("data", decision.code, decision.enhanced.c_str(), decision.text);
+          reset_transaction();
+          co_return;
+        }
+      }
       // Signed once, before the message is queued, over what will leave the
       // queue (RFC 6376 §5); the fields are prepended at delivery.
       if (signing_) {
@@ -605,7 +743,7 @@ class Session : public std::enable_shared_from_this<Session> {
       co_return true;
     }
     if (auto* ev = std::get_if<smtp::EvRcpt>(&event)) {
-      on_rcpt(*ev);
+      co_await on_rcpt(*ev);
       co_return true;
     }
     if (std::holds_alternative<smtp::EvDataStart>(event)) {
@@ -689,6 +827,11 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string received_header_;
   std::optional<auth::SpfResult> spf_;
   bool spf_is_helo_ = false;
+  policy::SessionFacts identity_;                  // facts of the identity rule, from MAIL FROM
+  std::vector<policy::ForwarderSpf> forwarder_spf_;  // SPF of the recipients' forwarder domains
+  bool transaction_forwarded_ = false;
+  std::string helo_checked_;                       // EHLO name already looked up in DNS
+  std::optional<bool> helo_resolves_;
   bool keep_copy_ = false;
   bool signing_ = false;  // this message gets DKIM-signed at end of data
   std::string auth_copy_;  // the message as received, for end-of-data verification

@@ -87,7 +87,9 @@ def test_signed_message_gets_pass_results_above_received(tern_factory, dns_and_k
 
 def test_unsigned_spoof_gets_fail_results_but_is_recorded_not_rejected(tern_factory, dns_and_keys):
     dns, _, _, _ = dns_and_keys
-    t = tern_factory(dns=[dns.address])
+    # SPF/DMARC enforcement (issue 5) set to tag-only: this test is about the
+    # recorded results; rejection is covered by test_policy_identity.py.
+    t = tern_factory(dns=[dns.address], extra_config='[policy]\nspf_fail = "tag"\ndmarc_quarantine = "tag"\n')
     with smtplib.SMTP("127.0.0.1", t.ports["mx"], local_hostname="mail.sender.test", timeout=30) as s:
         s.sendmail("bob@" + OTHER_DOMAIN, ["alice@example.test"],
                    message("bob@" + OTHER_DOMAIN, "spoof one").encode())
@@ -96,7 +98,7 @@ def test_unsigned_spoof_gets_fail_results_but_is_recorded_not_rejected(tern_fact
     assert "spf=fail" in ar and "smtp.mailfrom=bob@spoofed.test" in ar, ar
     assert "dkim=none" in ar, ar
     assert "dmarc=fail (p=quarantine dis=quarantine)" in ar and "header.from=spoofed.test" in ar, ar
-    # Policy decisions come later: here the results are kept with the message.
+    # With enforcement set to "tag" the results are only kept with the message.
     assert "event=auth" in t.log_tail() and "dmarc=fail" in t.log_tail()
 
 

@@ -267,6 +267,25 @@ TEST(Maildir, DetailFolderUsedOnlyWhenItExists) {
   EXPECT_EQ(fs::dirname(*plain.deliver(d, kMessage)), tmp / "alice/new");
 }
 
+TEST(Maildir, JunkGoesToJunkFolderCreatedOnDemand) {
+  TempDir tmp;
+  MaildirDeliverer deliverer({tmp / "{user}", "h"});
+  LocalDelivery d{"s@x", "alice@x", "alice", "x", ""};
+  d.junk = true;
+  auto first = deliverer.deliver(d, kMessage);
+  ASSERT_TRUE(first) << first.error().text;
+  EXPECT_EQ(fs::dirname(*first), tmp / "alice/.Junk/new");
+  EXPECT_TRUE(list_files(tmp / "alice/new").empty());
+  struct stat st {};
+  EXPECT_EQ(::stat((tmp / "alice/cur").c_str(), &st), 0);  // the INBOX exists too
+  EXPECT_EQ(::stat((tmp / "alice/.Junk/maildirfolder").c_str(), &st), 0);
+  auto second = deliverer.deliver(d, kMessage);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(list_files(tmp / "alice/.Junk/new").size(), 2u);
+  d.junk = false;
+  EXPECT_EQ(fs::dirname(*deliverer.deliver(d, kMessage)), tmp / "alice/new");
+}
+
 TEST(Maildir, CrlfToLf) {
   EXPECT_EQ(crlf_to_lf("a\r\nb\r\n"), "a\nb\n");
   EXPECT_EQ(crlf_to_lf("bare\rcr\n\r"), "bare\rcr\n\r");
