@@ -88,9 +88,8 @@ class AccessMap {
 class ReloadingAccessMap {
  public:
   // Loads `path` now; an error here is a configuration error (start-up fails).
-  static Result<std::shared_ptr<ReloadingAccessMap>> open(std::string path, AccessMapKind kind,
-                                                          std::chrono::milliseconds check_interval =
-                                                              std::chrono::milliseconds(1000));
+  static Result<std::shared_ptr<ReloadingAccessMap>> open(
+      std::string path, AccessMapKind kind, std::chrono::milliseconds check_interval = std::chrono::milliseconds(1000));
   std::shared_ptr<const AccessMap> current();
   const std::string& path() const { return path_; }
 

@@ -16,7 +16,8 @@ namespace tern::policy {
 namespace asio = boost::asio;
 
 struct ConnectDns::State {
-  explicit State(const asio::any_io_executor& executor) : done_signal(executor, asio::steady_timer::time_point::max()) {}
+  explicit State(const asio::any_io_executor& executor)
+      : done_signal(executor, asio::steady_timer::time_point::max()) {}
   bool done = false;
   ConnectDnsResult result;
   asio::steady_timer done_signal;  // cancelled when the lookups finish: wakes every waiter
@@ -86,7 +87,9 @@ Result<std::shared_ptr<AntiAbuse>> AntiAbuse::create(const config::PolicyConfig&
   return checks;
 }
 
-Verdict AntiAbuse::on_connect(const IpAddress& client) { return rate_limiter_.on_connect(client); }
+Verdict AntiAbuse::on_connect(const IpAddress& client) {
+  return rate_limiter_.on_connect(client);
+}
 
 ConnectDns AntiAbuse::start_dns(const asio::any_io_executor& executor, dns::Resolver& resolver,
                                 const IpAddress& client) const {
@@ -115,8 +118,7 @@ asio::awaitable<Verdict> AntiAbuse::on_mail_dns(dns::Resolver& resolver, std::st
   co_return co_await check_sender_domain(resolver, mail_from);
 }
 
-Verdict AntiAbuse::on_rcpt(const IpAddress& client, std::string_view mail_from, std::string_view rcpt,
-                           bool sender_ok) {
+Verdict AntiAbuse::on_rcpt(const IpAddress& client, std::string_view mail_from, std::string_view rcpt, bool sender_ok) {
   if (recipient_access_) {
     Verdict v = recipient_access_->current()->check(rcpt);
     if (v.action != Verdict::Action::kContinue) return v;

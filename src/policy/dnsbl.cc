@@ -85,7 +85,8 @@ asio::awaitable<Verdict> check_dnsbl(dns::Resolver& resolver, IpAddress ip, std:
   using Op = decltype(asio::co_spawn(executor, query_dnsbl(resolver, ip, std::string()), asio::deferred));
   std::vector<Op> ops;
   ops.reserve(zones.size());
-  for (const std::string& zone : zones) ops.push_back(asio::co_spawn(executor, query_dnsbl(resolver, ip, zone), asio::deferred));
+  for (const std::string& zone : zones)
+    ops.push_back(asio::co_spawn(executor, query_dnsbl(resolver, ip, zone), asio::deferred));
   auto [order, exceptions, listings] = co_await asio::experimental::make_parallel_group(std::move(ops))
                                            .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
   (void)order;
@@ -102,9 +103,9 @@ asio::awaitable<Verdict> check_dnsbl(dns::Resolver& resolver, IpAddress ip, std:
       std::string client = ip.unmapped().to_string();
       std::string reply = "Service unavailable; client [" + client + "] blocked using " + listing.zone;
       if (!listing.text.empty()) reply += "; " + listing.text;
-      co_return Verdict::reject(554, "5.7.1", reply,
-                                "dnsbl: " + client + " listed on " + listing.zone + " (" +
-                                    listing.codes.front().to_string() + ")" + notes);
+      co_return Verdict::reject(
+          554, "5.7.1", reply,
+          "dnsbl: " + client + " listed on " + listing.zone + " (" + listing.codes.front().to_string() + ")" + notes);
     }
   }
   co_return Verdict::pass("dnsbl: not listed" + notes);

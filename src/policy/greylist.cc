@@ -120,7 +120,8 @@ Status Greylist::load() {
       }
       if (!parse_record(line)) ++skipped;
     }
-    if (skipped > 0) log::warn("greylist_records_skipped").kv("path", path_).kv("count", static_cast<uint64_t>(skipped));
+    if (skipped > 0)
+      log::warn("greylist_records_skipped").kv("path", path_).kv("count", static_cast<uint64_t>(skipped));
   }
   prune(clock_());
   // Start from a compact file: drops expired and superseded records, and a torn tail.
@@ -200,8 +201,7 @@ Verdict Greylist::check(const IpAddress& client, std::string_view sender, std::s
       int64_t waited = now - t.first_seen;
       if (waited < options_.delay.count()) {
         int64_t left = options_.delay.count() - waited;
-        return Verdict::temp_fail(451, "4.7.1",
-                                  "Greylisted, please try again in " + std::to_string(left) + " seconds",
+        return Verdict::temp_fail(451, "4.7.1", "Greylisted, please try again in " + std::to_string(left) + " seconds",
                                   "greylist: retried after " + std::to_string(waited) + "s, before the delay of " +
                                       std::to_string(options_.delay.count()) + "s");
       }

@@ -34,11 +34,11 @@
 namespace tern::policy {
 
 struct GreylistOptions {
-  std::chrono::seconds delay{300};                // minimum wait before a retry passes
-  std::chrono::seconds expire{35 * 24 * 3600};    // how long passed triplets and whitelisted clients are remembered
+  std::chrono::seconds delay{300};                   // minimum wait before a retry passes
+  std::chrono::seconds expire{35 * 24 * 3600};       // how long passed triplets and whitelisted clients are remembered
   std::chrono::seconds retry_window{2 * 24 * 3600};  // a pending triplet older than this starts over
-  uint32_t pass_after = 5;                        // passed triplets that whitelist the client network; 0: never
-  size_t max_entries = 1000000;                   // triplets + client networks kept in memory
+  uint32_t pass_after = 5;                           // passed triplets that whitelist the client network; 0: never
+  size_t max_entries = 1000000;                      // triplets + client networks kept in memory
 };
 
 class Greylist {

@@ -15,7 +15,9 @@ namespace asio = boost::asio;
 
 namespace {
 
-bool is_let_dig(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
+bool is_let_dig(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
 
 std::string_view domain_of(std::string_view address) {
   size_t at = address.rfind('@');

@@ -14,10 +14,14 @@ namespace asio = boost::asio;
 
 const char* iprev_code_name(IprevResult::Code code) {
   switch (code) {
-    case IprevResult::Code::kPass: return "pass";
-    case IprevResult::Code::kFail: return "fail";
-    case IprevResult::Code::kTempError: return "temperror";
-    case IprevResult::Code::kPermError: return "permerror";
+    case IprevResult::Code::kPass:
+      return "pass";
+    case IprevResult::Code::kFail:
+      return "fail";
+    case IprevResult::Code::kTempError:
+      return "temperror";
+    case IprevResult::Code::kPermError:
+      return "permerror";
   }
   return "permerror";
 }
@@ -43,7 +47,8 @@ asio::awaitable<IprevResult> check_iprev(dns::Resolver& resolver, IpAddress addr
   auto executor = co_await asio::this_coro::executor;
   using Op = decltype(asio::co_spawn(executor, resolver.query(std::string(), type), asio::deferred));
   std::vector<Op> ops;
-  for (size_t i = 0; i < count; ++i) ops.push_back(asio::co_spawn(executor, resolver.query(ptr.names[i], type), asio::deferred));
+  for (size_t i = 0; i < count; ++i)
+    ops.push_back(asio::co_spawn(executor, resolver.query(ptr.names[i], type), asio::deferred));
   auto [order, exceptions, answers] = co_await asio::experimental::make_parallel_group(std::move(ops))
                                           .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
   (void)order;

@@ -52,8 +52,7 @@ Verdict RateLimiter::on_connect(const IpAddress& client, Clock::time_point now) 
                          "/minute");
   }
   return Verdict::temp_fail(421, "4.7.0", "Too many connections from your address, try again later",
-                            "rate_limit: " + key + " over " +
-                                std::to_string(options_.connections_per_minute_per_ip) +
+                            "rate_limit: " + key + " over " + std::to_string(options_.connections_per_minute_per_ip) +
                                 " connections per minute (connections_per_minute_per_ip)");
 }
 

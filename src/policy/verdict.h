@@ -23,10 +23,10 @@ struct Verdict {
     kDiscard,   // accept the transaction, then drop the message (250 to the client, nothing delivered)
   };
   Action action = Action::kContinue;
-  int code = 0;              // SMTP reply code for kTempFail / kReject, 0 otherwise
-  std::string enhanced;      // RFC 3463 enhanced status, e.g. "5.7.1"
-  std::string text;          // reply text (no CR/LF)
-  std::string explanation;   // why, for the log and `tern policy explain`
+  int code = 0;             // SMTP reply code for kTempFail / kReject, 0 otherwise
+  std::string enhanced;     // RFC 3463 enhanced status, e.g. "5.7.1"
+  std::string text;         // reply text (no CR/LF)
+  std::string explanation;  // why, for the log and `tern policy explain`
 
   bool refused() const { return action == Action::kTempFail || action == Action::kReject; }
   // The SMTP reply of a refusal as an Error (what the session sends back).
@@ -46,11 +46,16 @@ struct Verdict {
 // "continue", "accept", "tempfail", "reject", "discard".
 inline const char* action_name(Verdict::Action action) {
   switch (action) {
-    case Verdict::Action::kContinue: return "continue";
-    case Verdict::Action::kAccept: return "accept";
-    case Verdict::Action::kTempFail: return "tempfail";
-    case Verdict::Action::kReject: return "reject";
-    case Verdict::Action::kDiscard: return "discard";
+    case Verdict::Action::kContinue:
+      return "continue";
+    case Verdict::Action::kAccept:
+      return "accept";
+    case Verdict::Action::kTempFail:
+      return "tempfail";
+    case Verdict::Action::kReject:
+      return "reject";
+    case Verdict::Action::kDiscard:
+      return "discard";
   }
   return "continue";
 }

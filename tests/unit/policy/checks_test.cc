@@ -66,8 +66,7 @@ TEST(AntiAbuse, StagesInOrder) {
   EXPECT_EQ(checks.on_mail_syntax(true, "a@friend.test", client).action, Action::kAccept);
   EXPECT_EQ(checks.on_mail_syntax(true, "a@other.test", client).action, Action::kContinue);
 
-  EXPECT_EQ(checks.on_rcpt(client, "a@other.test", "closed@me.test", false).text,
-            "Recipient address rejected: Closed");
+  EXPECT_EQ(checks.on_rcpt(client, "a@other.test", "closed@me.test", false).text, "Recipient address rejected: Closed");
   EXPECT_EQ(checks.on_rcpt(client, "a@other.test", "b@me.test", false).code, 451);  // greylisted
   EXPECT_EQ(checks.on_rcpt(client, "a@friend.test", "b@me.test", true).action, Action::kAccept);
   ::unlink(config.sender_access.c_str());

@@ -154,7 +154,8 @@ TEST_F(GreylistTest, TornRecordAndBadFile) {
 }
 
 TEST_F(GreylistTest, ExpiredEntriesDroppedOnLoadAndCompaction) {
-  GreylistOptions options{.delay = std::chrono::seconds(60), .expire = std::chrono::seconds(3600),
+  GreylistOptions options{.delay = std::chrono::seconds(60),
+                          .expire = std::chrono::seconds(3600),
                           .retry_window = std::chrono::seconds(600)};
   {
     auto g = open(options);

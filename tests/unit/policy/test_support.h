@@ -18,6 +18,8 @@ T run_sync(boost::asio::awaitable<T> aw) {
   return fut.get();
 }
 
-inline IpAddress ip(const char* text) { return *IpAddress::parse(text); }
+inline IpAddress ip(const char* text) {
+  return *IpAddress::parse(text);
+}
 
 }  // namespace tern::policy::testing
