@@ -14,6 +14,7 @@
 
 #include "admin/control.h"
 #include "app/auth_commands.h"
+#include "app/policy_commands.h"
 #include "app/serve.h"
 #include "base/fs.h"
 #include "base/strings.h"
@@ -48,6 +49,7 @@ int usage() {
                "  dkim verify < message\n"
                "  arc seal --key FILE --domain D --selector S [--authserv-id ID] < message > sealed\n"
                "  arc verify < message\n"
+               "  policy explain --ip IP --helo NAME --mail-from ADDR --rcpt ADDR[,ADDR] [--message FILE]\n"
                "  version\n"
                "every command accepts --dns IP@PORT (repeatable) to override [dns] nameservers\n");
   return 2;
@@ -173,11 +175,12 @@ int main(int argc, char** argv) {
     if (args.positional.size() != 1) return usage();
     return tern::app::serve(*cfg);
   }
-  bool auth_group = cmd == "auth" || cmd == "dkim" || cmd == "arc";
+  bool auth_group = cmd == "auth" || cmd == "dkim" || cmd == "arc" || cmd == "policy";
   if (!auth_group && !args.options.empty()) {
     std::fprintf(stderr, "tern: unknown option --%s\n", args.options.begin()->first.c_str());
     return 2;
   }
+  if (cmd == "policy") return tern::app::policy_command(args.positional, args.options, *cfg);
   if (auth_group) return tern::app::auth_command(args.positional, args.options, *cfg);
   if (cmd == "account") return cmd_account(args, *cfg);
   if (cmd == "queue") return cmd_queue(args, *cfg);

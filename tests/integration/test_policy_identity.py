@@ -201,3 +201,44 @@ def test_trusted_forwarder_only_for_its_recipient(tern_factory, world):
     stage, code, text = transaction(t, MX_HELO, "x@spffail.test", ["alice@example.test", "bob@example.test"],
                                     message("x@spffail.test", "mixed"))
     assert (stage, code) == ("rcpt", 452), text
+
+
+def explain(t, *args):
+    res = t.run_cli(["policy", "explain"] + list(args))
+    return res.stdout if isinstance(res.stdout, str) else res.stdout.decode()
+
+
+def test_policy_explain(tern_factory, world, tmp_path):
+    dns, pem = world
+    t = server(tern_factory, dns, "relaxed")
+    out = explain(t, "--ip", "127.0.0.1", "--helo", "laptop", "--mail-from", "bob@" + OUR, "--rcpt", "alice@" + OUR)
+    assert "verify_sender_identity = relaxed" in out, out
+    assert "helo=bare-word" in out and "identity=relaxed-client" in out, out
+    assert out.rstrip().endswith("final: 530 5.7.0 Authentication required"), out
+
+    good = tmp_path / "good.eml"
+    good.write_bytes(signed(pem, "bob@" + OUR, "explained"))
+    out = explain(t, "--ip", "127.0.0.1", "--helo", MX_HELO, "--mail-from", "bob@" + OUR, "--rcpt", "alice@" + OUR,
+                  "--message", str(good))
+    assert "identity=relaxed-mx" in out and "dkim=pass" in out and "spf=fail" in out, out
+    assert out.rstrip().endswith("final: 250 2.0.0 accepted"), out
+
+    spoof = tmp_path / "spoof.eml"
+    spoof.write_bytes(message("bob@" + OUR, "spoof explained"))
+    out = explain(t, "--ip", "127.0.0.1", "--helo", MX_HELO, "--mail-from", "bob@" + OUR, "--rcpt", "alice@" + OUR,
+                  "--message", str(spoof))
+    assert "identity=fail" in out and "final: 550 5.7.20" in out, out
+
+    plain = tmp_path / "plain.eml"
+    plain.write_bytes(message("x@spffail.test", "spf explained"))
+    out = explain(t, "--ip", "127.0.0.1", "--helo", MX_HELO, "--mail-from", "x@spffail.test",
+                  "--rcpt", "bob@" + OUR, "--message", str(plain))
+    assert "final: 550 5.7.23" in out, out
+    out = explain(t, "--ip", "127.0.0.1", "--helo", MX_HELO, "--mail-from", "x@spffail.test",
+                  "--rcpt", "alice@" + OUR, "--message", str(plain))
+    assert "forwarder=pass" in out and "final: 250 2.0.0 accepted" in out, out
+    # Nothing was sent or queued by explaining.
+    assert t.queue_list() == {} and "event=queued" not in t.log_since_start()
+    res = t.run_cli(["policy", "explain", "--ip", "nope", "--helo", "x", "--mail-from", "a@b.test", "--rcpt", "c@d.test"],
+                    check=False)
+    assert res.returncode == 2
