@@ -52,6 +52,14 @@ def world(tmp_path):
     dns.txt("dmarcq.test", "v=spf1 ?all")
     dns.txt("_dmarc.dmarcq.test", "v=DMARC1; p=quarantine")
     dns.txt("external.test", "v=spf1 ip4:127.0.0.0/8 -all")
+    # ARC sealing keys of a trusted and an untrusted mailing list.
+    dns.arc_keys = {}
+    for lists in ("lists.trusted.test", "lists.untrusted.test"):
+        arc_key = str(tmp_path / (lists + ".pem"))
+        arc_rec = tern_cli("dkim", "keygen", "--algorithm", "ed25519", "--selector", "a1", "--domain", lists,
+                           "--key", arc_key).stdout.decode()
+        dns.txt("a1._domainkey." + lists, "".join(re.findall(r'"([^"]*)"', arc_rec)))
+        dns.arc_keys[lists] = arc_key
     dns.start()
     with open(key, "rb") as f:
         pem = f.read()
@@ -242,3 +250,23 @@ def test_policy_explain(tern_factory, world, tmp_path):
     res = t.run_cli(["policy", "explain", "--ip", "nope", "--helo", "x", "--mail-from", "a@b.test", "--rcpt", "c@d.test"],
                     check=False)
     assert res.returncode == 2
+
+
+def test_arc_sealed_list_mail_from_trusted_sealer_is_accepted(tern_factory, world):
+    dns, _ = world
+    t = server(tern_factory, dns, "relaxed")
+    raw = ("Authentication-Results: lists.test; dmarc=pass header.from=dmarcrej.test\r\n".encode() +
+           message("x@dmarcrej.test", "list post", to="bob@example.test"))
+
+    def sealed_by(lists):
+        return tern_cli("arc", "seal", "--dns", dns.address, "--key", dns.arc_keys[lists], "--domain", lists,
+                        "--selector", "a1", "--authserv-id", "lists.test", stdin=raw).stdout
+
+    stage, code, text = transaction(t, MX_HELO, "x@dmarcrej.test", ["bob@example.test"],
+                                    sealed_by("lists.untrusted.test"))
+    assert (stage, code) == ("data", 550) and "DMARC" in text, text
+    stage, code, text = transaction(t, MX_HELO, "x@dmarcrej.test", ["bob@example.test"],
+                                    sealed_by("lists.trusted.test"))
+    assert (stage, code) == ("ok", 250), text
+    [msg] = wait_for_messages(t.maildir("bob"), 1)
+    assert "arc=pass" in ar_of(msg) and "dmarc=fail" in ar_of(msg), ar_of(msg)
