@@ -18,6 +18,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
+#include <map>
+#include <mutex>
 #include <random>
 #include <set>
 
@@ -27,6 +29,7 @@
 #include "base/strings.h"
 #include "policy/decision.h"
 #include "policy/decision_dns.h"
+#include "policy/checks.h"
 #include "server/received.h"
 #include "server/server.h"
 #include "smtp/session.h"
@@ -59,6 +62,37 @@ auto async_spool_sync(queue::Spool& spool, Token&& token) {
 
 std::atomic<uint64_t> g_session_counter{0};
 
+// The anti-abuse checks of [policy] (issue 5 item 4, src/policy/checks.h),
+// built on first use after the privilege drop (the greylist file belongs to
+// the service user) and shared by every session of the server. A bad access
+// map leaves `failed` set: MAIL FROM on the MX listener then gets 451 4.3.5.
+struct AntiAbuseSlot {
+  std::once_flag once;
+  std::shared_ptr<policy::AntiAbuse> checks;
+  bool failed = false;
+};
+AntiAbuseSlot& anti_abuse_slot(const Server& server) {
+  static std::mutex mu;
+  static std::map<const Server*, std::unique_ptr<AntiAbuseSlot>> slots;
+  std::lock_guard lock(mu);
+  auto& slot = slots[&server];
+  if (!slot) slot = std::make_unique<AntiAbuseSlot>();
+  return *slot;
+}
+AntiAbuseSlot& anti_abuse_for(const Server& server, const config::Config& cfg) {
+  AntiAbuseSlot& slot = anti_abuse_slot(server);
+  std::call_once(slot.once, [&] {
+    auto created = policy::AntiAbuse::create(cfg.policy, cfg.server.data_dir);
+    if (!created) {
+      log::error("policy_config_error").kv("error", created.error().text);
+      slot.failed = true;
+      return;
+    }
+    slot.checks = *created;
+  });
+  return slot;
+}
+
 class Session;
 // Sessions of the current event-loop thread, for graceful shutdown.
 thread_local std::set<Session*> t_sessions;
@@ -82,6 +116,9 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     peer_ = peer_ip_.to_string();
     trusted_ = server_.is_trusted(peer_ip_);
+    AntiAbuseSlot& slot = anti_abuse_for(server_, cfg_);
+    anti_abuse_ = slot.checks.get();
+    anti_abuse_failed_ = slot.failed;
     t_sessions.insert(this);
   }
 
@@ -129,6 +166,21 @@ class Session : public std::enable_shared_from_this<Session> {
            !engine_.authenticated();
   }
   void arm(std::chrono::seconds timeout) { deadline_ = Clock::now() + timeout; }
+
+  // Issue 5 item 4: anti-abuse checks for unauthenticated, untrusted clients on the MX listener.
+  bool anti_abuse_applies() const {
+    return anti_abuse_ != nullptr && listener_.role == config::ListenerRole::kMx && !engine_.authenticated() &&
+           !trusted_;
+  }
+  void log_verdict(const char* stage, const policy::Verdict& v) {
+    if (v.action == policy::Verdict::Action::kContinue) return;
+    log::info("anti_abuse")
+        .kv("session", id_)
+        .kv("client", peer_)
+        .kv("stage", stage)
+        .kv("action", policy::action_name(v.action))
+        .kv("why", v.explanation);
+  }
 
   void on_shutdown() {
     // Idle sessions (waiting for a command, no reply pending) are closed with
@@ -236,6 +288,8 @@ class Session : public std::enable_shared_from_this<Session> {
     originals_.clear();
     forwarder_spf_.clear();
     transaction_forwarded_ = false;
+    sender_ok_ = false;
+    discard_ = false;
     write_failed_ = false;
   }
 
@@ -308,6 +362,28 @@ class Session : public std::enable_shared_from_this<Session> {
     mail_from_ = from;
     mail_params_ = ev.params;
     spf_.reset();
+    if (anti_abuse_failed_ && listener_.role == config::ListenerRole::kMx) {
+      reject("mail", 451, "4.3.5", "Local configuration error, try again later");
+      mail_from_.clear();
+      co_return;
+    }
+    // Issue 5 item 4 (src/policy/checks.h): cheap checks, then the DNSBL
+    // verdict of the lookups started at connect.
+    if (anti_abuse_applies()) {
+      policy::Verdict v = anti_abuse_->on_mail_syntax(!engine_.helo_name().empty(), from, peer_ip_);
+      log_verdict("mail", v);
+      if (!v.refused() && v.action != policy::Verdict::Action::kAccept && connect_dns_.started()) {
+        v = (co_await connect_dns_.wait()).dnsbl;
+        log_verdict("mail", v);
+      }
+      if (v.refused()) {
+        reject("mail", v.code, v.enhanced.c_str(), v.text);
+        mail_from_.clear();
+        co_return;
+      }
+      sender_ok_ = v.action == policy::Verdict::Action::kAccept;
+      discard_ = v.action == policy::Verdict::Action::kDiscard;
+    }
     // Issue 5 §1: sender identity of our own domains from unauthenticated,
     // untrusted clients on the MX listener.
     identity_ = co_await identity_facts(from);
@@ -392,6 +468,15 @@ class Session : public std::enable_shared_from_this<Session> {
           target = d.user + "+" + d.detail + "@" + d.domain;
         }
         expanded.push_back(make(std::move(target)));
+      }
+    }
+    if (anti_abuse_applies()) {
+      // recipient_access, then greylisting (issue 5 item 4).
+      policy::Verdict v = anti_abuse_->on_rcpt(peer_ip_, mail_from_, addr, sender_ok_);
+      log_verdict("rcpt", v);
+      if (v.refused()) {
+        reject("rcpt", v.code, v.enhanced.c_str(), "<" + addr + ">: " + v.text);
+        co_return;
       }
     }
     for (auto& r : expanded) {
@@ -503,6 +588,11 @@ class Session : public std::enable_shared_from_this<Session> {
       if (c.name == "identity" && !c.detail.empty()) identity.comment = c.detail;
     }
     ar.results.push_back(identity);
+    if (connect_dns_.started()) {
+      // RFC 8601 §3: iprev, looked up at connect.
+      policy::ConnectDnsResult connect = co_await connect_dns_.wait();
+      ar.results.push_back(policy::iprev_method_result(connect.iprev, peer_ip_));
+    }
     std::string via;
     for (const auto& r : checked.recipients) {
       if (policy::forwarded_for(checked, r, &via)) {
@@ -600,6 +690,13 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (!writer_ || write_failed_) {
       reject("data", 451, "4.3.0", "Local error: queue file write error");
+      reset_transaction();
+      co_return;
+    }
+    if (discard_) {
+      // sender_access DISCARD (issue 5 item 4): accepted, not queued.
+      log::info("discarded").kv("session", id_).kv("client", peer_).kv("from", mail_from_);
+      reply(250, "2.0.0", "Ok: discarded");
       reset_transaction();
       co_return;
     }
@@ -735,6 +832,14 @@ class Session : public std::enable_shared_from_this<Session> {
     if (auto* ev = std::get_if<smtp::EvHelo>(&event)) {
       esmtp_ = ev->esmtp;
       reset_transaction();
+      if (anti_abuse_applies()) {
+        policy::Verdict v = anti_abuse_->on_helo(ev->name);
+        log_verdict("helo", v);
+        if (v.refused()) {
+          reject("helo", v.code, v.enhanced.c_str(), v.text);
+          co_return true;
+        }
+      }
       engine_.accept_helo();
       co_return true;
     }
@@ -830,6 +935,11 @@ class Session : public std::enable_shared_from_this<Session> {
   policy::SessionFacts identity_;                  // facts of the identity rule, from MAIL FROM
   std::vector<policy::ForwarderSpf> forwarder_spf_;  // SPF of the recipients' forwarder domains
   bool transaction_forwarded_ = false;
+  policy::AntiAbuse* anti_abuse_ = nullptr;  // issue 5 item 4 checks (null: not built)
+  bool anti_abuse_failed_ = false;           // [policy] maps failed to load: MAIL gets 451 4.3.5
+  policy::ConnectDns connect_dns_;           // DNSBL + iprev, started at connect
+  bool sender_ok_ = false;                   // sender_access OK: no greylisting in this transaction
+  bool discard_ = false;                     // sender_access DISCARD: 250 at end of data, nothing queued
   std::string helo_checked_;                       // EHLO name already looked up in DNS
   std::optional<bool> helo_resolves_;
   bool keep_copy_ = false;
@@ -851,6 +961,21 @@ asio::awaitable<void> Session::run() {
     boost::system::error_code ec;
     sock_.close(ec);
     co_return;
+  }
+  if (anti_abuse_applies()) {
+    // Issue 5 item 4: connection rate per client; then DNSBL and iprev
+    // lookups start now and are awaited at MAIL FROM / end of data.
+    policy::Verdict v = anti_abuse_->on_connect(peer_ip_);
+    if (v.refused()) {
+      log_verdict("connect", v);
+      std::string msg = std::to_string(v.code) + " " + v.enhanced + " " + cfg_.server.hostname + " " + v.text + "\r\n";
+      co_await asio::async_write(sock_, asio::buffer(msg), kNoThrow);
+      boost::system::error_code ignored;
+      sock_.close(ignored);
+      server_.release(peer_ip_);
+      co_return;
+    }
+    if (resolver_ != nullptr) connect_dns_ = anti_abuse_->start_dns(sock_.get_executor(), *resolver_, peer_ip_);
   }
   boost::system::error_code ec;
   sock_.set_option(tcp::no_delay(true), ec);
