@@ -14,7 +14,7 @@ CMAKE_GEN  := -G Ninja
 PACKAGES := build-essential cmake ninja-build ccache pkg-config git \
   libssl-dev openssl libboost1.81-dev libtomlplusplus-dev libgtest-dev libgmock-dev \
   libunbound-dev libevent-dev nettle-dev libpsl-dev libyaml-cpp-dev libbenchmark-dev clang libclang-rt-14-dev \
-  python3 python3-pytest python3-aiosmtpd python3-dkim python3-spf python3-dnspython python3-cryptography python3-milter \
+  python3 python3-pytest python3-aiosmtpd python3-dkim python3-spf python3-dnspython python3-cryptography python3-milter opendkim \
   swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl libdigest-hmac-perl postfix dovecot-core dovecot-lmtpd dnsmasq-base microsocks iproute2 procps
 
 .PHONY: all deps build run test unit suites integration asan-test fuzz bench bench-dkim clean format
