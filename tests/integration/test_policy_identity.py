@@ -61,6 +61,7 @@ def world(tmp_path):
         dns.txt("a1._domainkey." + lists, "".join(re.findall(r'"([^"]*)"', arc_rec)))
         dns.arc_keys[lists] = arc_key
     dns.start()
+    dns.our_key_path = key
     with open(key, "rb") as f:
         pem = f.read()
     yield dns, pem
@@ -270,3 +271,48 @@ def test_arc_sealed_list_mail_from_trusted_sealer_is_accepted(tern_factory, worl
     assert (stage, code) == ("ok", 250), text
     [msg] = wait_for_messages(t.maildir("bob"), 1)
     assert "arc=pass" in ar_of(msg) and "dmarc=fail" in ar_of(msg), ar_of(msg)
+
+
+# -- issue 5's forwarding scenario with a real Postfix --------------------------
+
+@pytest.mark.parametrize("mode", ["relaxed", "strict", "disabled"])
+def test_postfix_forwards_our_signed_mail_back(tern_factory, world, world_readable_tmp, mode):
+    """bob@example.test submits (AUTH, DKIM-signed by tern) to alice@external.test;
+    a Postfix acting as external.test rewrites alice@external.test to
+    alice@example.test and sends it back, envelope sender kept, from an EHLO
+    that is a real FQDN. relaxed and disabled deliver it; strict answers 530."""
+    import shutil
+    from postfix_peer import POSTFIX, RelayingPostfix
+    from ternlib import client_tls_context, free_port, PASSWORDS
+    if shutil.which(POSTFIX) is None and not os.access(POSTFIX, os.X_OK):
+        pytest.skip("postfix is not installed")
+    dns, _ = world
+    key = os.path.join(world_readable_tmp, "s1.pem")
+    shutil.copy(dns.our_key_path, key)
+    pf_port = free_port()
+    config = ('[dkim.sign]\n"example.test" = [{ selector = "s1", key = "%s" }]\n'
+              '[[transport]]\nname = "external"\nkind = "smtp"\nhost = "127.0.0.1:%d"\n'
+              '[[route]]\nto_domain = ["external.test"]\ntransport = "external"\n' % (key, pf_port))
+    t = tern_factory(dns=[dns.address], verify_sender_identity=mode, extra_config=config)
+    pf = RelayingPostfix(os.path.join(world_readable_tmp, "external"), "[127.0.0.1]:%d" % t.ports["mx"],
+                         port=pf_port, hostname=MX_HELO)
+    pf.postconf(["-e", "virtual_alias_maps=inline:{ alice@external.test=alice@example.test }"])
+    pf.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", t.ports["submission"], timeout=30) as s:
+            s.starttls(context=client_tls_context())
+            s.login("bob@example.test", PASSWORDS["bob@example.test"])
+            s.sendmail("bob@example.test", ["alice@external.test"],
+                       message("bob@example.test", "round trip " + mode, to="alice@external.test"))
+        if mode == "strict":
+            wait_until(lambda: "530 5.7.0" in pf.log_text(), 20, what="Postfix told 530")
+            assert maildir_files(os.path.join(t.maildir("alice"), "new")) == [] \
+                if os.path.isdir(t.maildir("alice")) else True
+        else:
+            [msg] = wait_for_messages(t.maildir("alice"), 1, timeout=20)
+            ar = ar_of(msg)
+            assert "dkim=pass" in ar and "header.d=example.test" in ar, ar
+            assert ("x-tern-identity=relaxed-mx" if mode == "relaxed" else "x-tern-identity=disabled") in ar, ar
+            assert msg["Return-Path"] == "<bob@example.test>"
+    finally:
+        pf.stop()
