@@ -1,0 +1,142 @@
+"""Anti-abuse checks through the real MX listener (issue 5 item 4): a client
+listed on a DNSBL served by a local dnsmasq is refused at MAIL FROM with the
+list's TXT; greylisting answers the first attempt with 451 and accepts the
+retry after the delay (and the state survives a restart); sender and
+recipient access maps reject (and are reloaded when the file changes),
+DISCARD accepts without queueing; the per-IP connection rate gives 421; the
+iprev result is recorded in Authentication-Results. Each test checks the
+reply and the queue/Maildir."""
+import os
+import smtplib
+import time
+
+from dnsserver import DnsServer
+from ternlib import maildir_files, wait_for_messages, wait_until
+
+RCPT = "alice@example.test"
+SENDER = "someone@outside.test"
+
+
+def message(subject, frm=SENDER):
+    return ("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nDate: Thu, 26 Nov 2026 10:00:00 +0000\r\n"
+            "Message-ID: <%s@test>\r\n\r\nHello.\r\n" % (frm, RCPT, subject, subject.replace(" ", "."))).encode()
+
+
+def transaction(t, mail_from, rcpts, data, helo="mail.outside.test"):
+    """Runs one transaction; returns (stage, code, text) of the first refusal, or ("ok", 250, text)."""
+    with smtplib.SMTP("127.0.0.1", t.ports["mx"], local_hostname=helo, timeout=30) as s:
+        code, text = s.ehlo(helo)
+        if code >= 400:
+            return "helo", code, text.decode()
+        code, text = s.mail(mail_from)
+        if code >= 400:
+            return "mail", code, text.decode()
+        for r in rcpts:
+            code, text = s.rcpt(r)
+            if code >= 400:
+                return "rcpt", code, text.decode()
+        code, text = s.data(data)
+        if code >= 400:
+            return "data", code, text.decode()
+        return "ok", code, text.decode()
+
+
+def alice_messages(t):
+    return maildir_files(t.maildir("alice"))
+
+
+def test_dnsbl_listing_rejects_with_txt_and_iprev_is_recorded(tern_factory, tmp_path):
+    dns = DnsServer(str(tmp_path), zones=("test",))
+    dns.host("1.0.0.127.zen.dnsbl.test", "127.0.0.2")
+    dns.txt("1.0.0.127.zen.dnsbl.test", "Listed by the test list")
+    dns.host("outside.test", "192.0.2.1")
+    dns.start()
+    try:
+        listed = tern_factory(name="listed", dns=[dns.address], extra_config='[policy]\ndnsbl = ["zen.dnsbl.test"]\n')
+        stage, code, text = transaction(listed, SENDER, [RCPT], message("from a listed client"))
+        assert (stage, code) == ("mail", 554), text
+        assert "5.7.1" in text and "blocked using zen.dnsbl.test; Listed by the test list" in text
+        assert listed.queue_list() == {}
+        assert "event=anti_abuse" in listed.log_since_start()
+
+        # A list that does not list the client: accepted, with iprev in Authentication-Results
+        # (127.0.0.1 has no PTR in the test DNS: iprev=fail, recorded only).
+        clean = tern_factory(name="clean", dns=[dns.address], extra_config='[policy]\ndnsbl = ["other.dnsbl.test"]\n')
+        stage, code, text = transaction(clean, SENDER, [RCPT], message("from a clean client"))
+        assert (stage, code) == ("ok", 250), text
+        [msg] = wait_for_messages(clean.maildir("alice"), 1)
+        ar = " ".join(" ".join(v.split()) for v in msg.get_all("Authentication-Results", []))
+        assert "iprev=fail" in ar and "policy.iprev=127.0.0.1" in ar, ar
+    finally:
+        dns.stop()
+
+
+def test_greylisting_first_try_451_then_accept_and_survives_restart(tern_factory):
+    t = tern_factory(extra_config="[policy]\ngreylist = { enabled = true, delay = 2, pass_after = 1 }\n")
+    stage, code, text = transaction(t, SENDER, [RCPT], message("greylisted"))
+    assert (stage, code) == ("rcpt", 451), text
+    assert "4.7.1" in text and "Greylisted" in text
+    assert t.queue_list() == {}
+    stage, code, text = transaction(t, SENDER, [RCPT], message("too early"))
+    assert (stage, code) == ("rcpt", 451), text
+    time.sleep(2.2)
+    stage, code, text = transaction(t, SENDER, [RCPT], message("retried"))
+    assert (stage, code) == ("ok", 250), text
+    wait_for_messages(t.maildir("alice"), 1)
+    assert os.path.exists(os.path.join(t.data_dir, "greylist"))
+
+    # After a restart the client network (pass_after = 1) is still whitelisted: a new triplet passes at once.
+    t.stop()
+    t.start()
+    stage, code, text = transaction(t, "other@outside.test", ["bob@example.test"], message("after restart"))
+    assert (stage, code) == ("ok", 250), text
+
+
+def test_access_maps_reject_discard_and_reload(tern_factory, tmp_path):
+    senders = tmp_path / "sender_access"
+    recipients = tmp_path / "recipient_access"
+    senders.write_text("@spammer.test REJECT Go away\n@blackhole.test DISCARD\n")
+    recipients.write_text("/^bob@/ REJECT Mailbox closed\n")
+    t = tern_factory(extra_config='[policy]\nsender_access = "%s"\nrecipient_access = "%s"\n' % (senders, recipients))
+
+    stage, code, text = transaction(t, "x@spammer.test", [RCPT], message("spam"))
+    assert (stage, code) == ("mail", 550), text
+    assert text.startswith("5.7.1 Sender address rejected: Go away")
+
+    stage, code, text = transaction(t, SENDER, ["bob@example.test"], message("to bob"))
+    assert (stage, code) == ("rcpt", 550), text
+    assert "Recipient address rejected: Mailbox closed" in text
+
+    stage, code, text = transaction(t, "x@blackhole.test", [RCPT], message("discarded"))
+    assert (stage, code) == ("ok", 250), text
+    assert "discarded" in text
+    assert t.queue_list() == {}
+
+    stage, code, text = transaction(t, SENDER, [RCPT], message("accepted"))
+    assert (stage, code) == ("ok", 250), text
+    wait_for_messages(t.maildir("alice"), 1)
+
+    # The map is re-read when the file changes (checked at most once a second).
+    tmp = tmp_path / "sender_access.new"
+    tmp.write_text("@outside.test REJECT Changed our mind\n")
+    os.rename(tmp, senders)
+    time.sleep(1.2)
+    stage, code, text = transaction(t, SENDER, [RCPT], message("after reload"))
+    assert (stage, code) == ("mail", 550), text
+    assert "Changed our mind" in text
+    wait_until(lambda: "event=access_map_reloaded" in t.log_since_start(), what="reload logged")
+    assert len(alice_messages(t)) == 1  # the discarded message was never delivered
+
+
+def test_connection_rate_limit_421(tern_factory):
+    t = tern_factory(extra_config="[policy]\nrate_limit = { connections_per_minute_per_ip = 2 }\n")
+    for _ in range(2):
+        with smtplib.SMTP("127.0.0.1", t.ports["mx"], timeout=10) as s:
+            assert s.noop()[0] == 250
+    try:
+        s = smtplib.SMTP("127.0.0.1", t.ports["mx"], timeout=10)
+        s.close()
+        raise AssertionError("third connection within a minute was accepted")
+    except smtplib.SMTPConnectError as e:
+        assert e.smtp_code == 421
+        assert b"4.7.0" in e.smtp_error and b"Too many connections" in e.smtp_error
