@@ -416,7 +416,9 @@ void walk_policy_anti_abuse(const Walker& w, const toml::table& t, PolicyConfig&
       }
       p.greylist.expire = static_cast<uint32_t>(*v);
     }
-    if (auto v = w.integer(*g, "pass_after", "policy.greylist", 0, 1000000)) p.greylist.pass_after = static_cast<uint32_t>(*v);
+    if (auto v = w.integer(*g, "pass_after", "policy.greylist", 0, 1000000)) {
+      p.greylist.pass_after = static_cast<uint32_t>(*v);
+    }
   }
   if (const auto* r = w.table(t, "rate_limit", "policy")) {
     w.check_keys(*r, "policy.rate_limit", {"connections_per_minute_per_ip", "messages_per_hour_per_ip"});
