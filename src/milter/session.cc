@@ -342,8 +342,15 @@ asio::awaitable<Result<Verdict>> MilterSession::stage(std::optional<Stage> macro
 
 asio::awaitable<Result<Verdict>> MilterSession::connect(const ConnectInfo& info) {
   std::string data = encode_connect(info.hostname, info.family, info.port, info.address);
-  co_return co_await stage(Stage::kConnect, cmd::kConnect, std::move(data), proto::kNoConnect,
-                           proto::kNoReplyConnect, Scope::kConnection);
+  Result<Verdict> verdict = co_await stage(Stage::kConnect, cmd::kConnect, std::move(data), proto::kNoConnect,
+                                           proto::kNoReplyConnect, Scope::kConnection);
+  // Refused at connect: the whole connection is refused (as Sendmail does);
+  // later stages give the same verdict without asking the milter again.
+  if (verdict && verdict->refuses()) {
+    done_scope_ = Scope::kConnection;
+    done_verdict_ = verdict.value();
+  }
+  co_return verdict;
 }
 
 asio::awaitable<Result<Verdict>> MilterSession::helo(const std::string& helo) {

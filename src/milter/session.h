@@ -125,6 +125,7 @@ class MilterSession {
   // Connects and negotiates (SMFIC_OPTNEG) within connect_timeout.
   boost::asio::awaitable<Status> open();
 
+  // A refusal here refuses the whole connection: every later stage returns it.
   boost::asio::awaitable<Result<Verdict>> connect(const ConnectInfo& info);
   boost::asio::awaitable<Result<Verdict>> helo(const std::string& helo);
   // `sender` without angle brackets ("" for the null sender); `esmtp_args`
