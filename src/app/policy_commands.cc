@@ -4,13 +4,13 @@
 // domains.local (the user directory is not consulted).
 #include "app/policy_commands.h"
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
-#include <algorithm>
 #include <set>
 
 #include "auth/evaluate.h"
@@ -53,8 +53,8 @@ void print_decision(const std::string& label, const policy::Decision& d) {
   std::printf("%-18s reply: %s\n", label.c_str(), reply.c_str());
 }
 
-asio::awaitable<Report> explain(dns::Resolver& r, const config::Config& cfg, policy::SessionFacts facts,
-                                IpAddress ip, std::vector<std::string> rcpts, const mail::Message* message) {
+asio::awaitable<Report> explain(dns::Resolver& r, const config::Config& cfg, policy::SessionFacts facts, IpAddress ip,
+                                std::vector<std::string> rcpts, const mail::Message* message) {
   Report report;
   // MAIL FROM: the EHLO lookup only when the relaxed heuristic needs it.
   if (facts.mode == policy::IdentityMode::kRelaxed &&
@@ -107,8 +107,7 @@ asio::awaitable<Report> explain(dns::Resolver& r, const config::Config& cfg, pol
     co_return report;
   }
   auth::dkim::VerifyOptions dkim_options;
-  auto ev = co_await auth::evaluate_message(r, auth_facts, spf, spf_helo, *message, cfg.auth.authserv_id,
-                                            dkim_options);
+  auto ev = co_await auth::evaluate_message(r, auth_facts, spf, spf_helo, *message, cfg.auth.authserv_id, dkim_options);
   checked.dkim = ev.dkim;
   checked.dmarc = ev.dmarc;
   checked.arc = ev.arc;
@@ -119,12 +118,12 @@ asio::awaitable<Report> explain(dns::Resolver& r, const config::Config& cfg, pol
   }
   policy::Decision data = policy::decide_data(facts, checked, cfg.policy, std::function<unsigned()>());
   for (const auto& k : ev.dkim) {
-    data.checks.insert(data.checks.begin(), {"dkim", auth::dkim::outcome_name(k.status), "d=" + k.domain +
-                                                                                            (k.reason.empty() ? "" : " " + k.reason)});
+    data.checks.insert(data.checks.begin(), {"dkim", auth::dkim::outcome_name(k.status),
+                                             "d=" + k.domain + (k.reason.empty() ? "" : " " + k.reason)});
   }
   report.stages.push_back({"data", data});
-  report.final_reply = data.accepted ? (data.junk ? "250 2.0.0 accepted into Junk" : "250 2.0.0 accepted")
-                                     : data.reply_line();
+  report.final_reply =
+      data.accepted ? (data.junk ? "250 2.0.0 accepted into Junk" : "250 2.0.0 accepted") : data.reply_line();
   co_return report;
 }
 
@@ -133,8 +132,8 @@ asio::awaitable<Report> explain(dns::Resolver& r, const config::Config& cfg, pol
 int policy_command(const std::vector<std::string>& p, const std::map<std::string, std::string>& o,
                    const config::Config& cfg) {
   if (p.size() != 2 || p[1] != "explain") return usage_error("expected: tern policy explain [options]");
-  static const std::set<std::string> allowed = {"ip", "helo", "mail-from", "rcpt", "message", "listener",
-                                                "authenticated", "config", "dns"};
+  static const std::set<std::string> allowed = {"ip",       "helo",          "mail-from", "rcpt", "message",
+                                                "listener", "authenticated", "config",    "dns"};
   for (const auto& [k, v] : o) {
     if (!allowed.count(k)) return usage_error("unknown option --" + k);
   }

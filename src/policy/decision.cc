@@ -81,9 +81,12 @@ bool all_recipients_forwarded(const MessageFacts& m, std::string* domain) {
 
 const char* identity_mode_name(IdentityMode mode) {
   switch (mode) {
-    case IdentityMode::kStrict: return "strict";
-    case IdentityMode::kRelaxed: return "relaxed";
-    case IdentityMode::kDisabled: return "disabled";
+    case IdentityMode::kStrict:
+      return "strict";
+    case IdentityMode::kRelaxed:
+      return "relaxed";
+    case IdentityMode::kDisabled:
+      return "disabled";
   }
   return "strict";
 }
@@ -97,40 +100,59 @@ std::optional<IdentityMode> parse_identity_mode(std::string_view text) {
 
 const char* stage_name(Stage stage) {
   switch (stage) {
-    case Stage::kMail: return "mail";
-    case Stage::kRcpt: return "rcpt";
-    case Stage::kData: return "data";
+    case Stage::kMail:
+      return "mail";
+    case Stage::kRcpt:
+      return "rcpt";
+    case Stage::kData:
+      return "data";
   }
   return "mail";
 }
 
 const char* identity_path_name(IdentityPath path) {
   switch (path) {
-    case IdentityPath::kNotApplicable: return "n/a";
-    case IdentityPath::kDisabled: return "disabled";
-    case IdentityPath::kStrict: return "strict";
-    case IdentityPath::kRelaxedClient: return "relaxed-client";
-    case IdentityPath::kRelaxedMx: return "relaxed-mx";
-    case IdentityPath::kHeaderFrom: return "header-from";
+    case IdentityPath::kNotApplicable:
+      return "n/a";
+    case IdentityPath::kDisabled:
+      return "disabled";
+    case IdentityPath::kStrict:
+      return "strict";
+    case IdentityPath::kRelaxedClient:
+      return "relaxed-client";
+    case IdentityPath::kRelaxedMx:
+      return "relaxed-mx";
+    case IdentityPath::kHeaderFrom:
+      return "header-from";
   }
   return "n/a";
 }
 
 const char* helo_class_name(HeloClass c) {
   switch (c) {
-    case HeloClass::kMissing: return "missing";
-    case HeloClass::kAddressLiteral: return "address-literal";
-    case HeloClass::kBareWord: return "bare-word";
-    case HeloClass::kInvalid: return "invalid";
-    case HeloClass::kOurs: return "ours";
-    case HeloClass::kNotInDns: return "not-in-dns";
-    case HeloClass::kDnsError: return "dns-error";
-    case HeloClass::kMx: return "fqdn";
+    case HeloClass::kMissing:
+      return "missing";
+    case HeloClass::kAddressLiteral:
+      return "address-literal";
+    case HeloClass::kBareWord:
+      return "bare-word";
+    case HeloClass::kInvalid:
+      return "invalid";
+    case HeloClass::kOurs:
+      return "ours";
+    case HeloClass::kNotInDns:
+      return "not-in-dns";
+    case HeloClass::kDnsError:
+      return "dns-error";
+    case HeloClass::kMx:
+      return "fqdn";
   }
   return "invalid";
 }
 
-std::string Decision::reply_line() const { return std::to_string(code) + " " + enhanced + " " + text; }
+std::string Decision::reply_line() const {
+  return std::to_string(code) + " " + enhanced + " " + text;
+}
 
 std::string domain_of(std::string_view address) {
   auto at = address.rfind('@');
@@ -193,8 +215,10 @@ bool identity_rule_applies(const SessionFacts& facts, std::string_view domain) {
 IdentityPath mail_identity_path(const SessionFacts& facts) {
   if (!identity_rule_applies(facts, domain_of(facts.mail_from))) return IdentityPath::kNotApplicable;
   switch (facts.mode) {
-    case IdentityMode::kDisabled: return IdentityPath::kDisabled;
-    case IdentityMode::kStrict: return IdentityPath::kStrict;
+    case IdentityMode::kDisabled:
+      return IdentityPath::kDisabled;
+    case IdentityMode::kStrict:
+      return IdentityPath::kStrict;
     case IdentityMode::kRelaxed:
       return classify_helo(facts) == HeloClass::kMx ? IdentityPath::kRelaxedMx : IdentityPath::kRelaxedClient;
   }
@@ -223,7 +247,8 @@ Decision decide_mail(const SessionFacts& facts) {
       d.checks.push_back({"identity", "disabled", "verify_sender_identity = disabled"});
       return d;
     case IdentityPath::kStrict:
-      d.checks.push_back({"identity", "strict", "MAIL FROM " + domain + " is ours and the client is not authenticated"});
+      d.checks.push_back(
+          {"identity", "strict", "MAIL FROM " + domain + " is ours and the client is not authenticated"});
       refuse(d, 530, "5.7.0", "Authentication required");
       return d;
     case IdentityPath::kRelaxedClient: {
@@ -384,8 +409,8 @@ Decision decide_data(const SessionFacts& facts, const MessageFacts& m, const con
   if (pct < 100) {
     unsigned roll = random_percent ? random_percent() % 100 : 0;
     if (roll >= pct) {
-      effective = effective == auth::dmarc::Policy::kReject ? auth::dmarc::Policy::kQuarantine
-                                                             : auth::dmarc::Policy::kNone;
+      effective =
+          effective == auth::dmarc::Policy::kReject ? auth::dmarc::Policy::kQuarantine : auth::dmarc::Policy::kNone;
       dmarc_detail += " pct=" + std::to_string(pct) + " sampled out";
     } else {
       dmarc_detail += " pct=" + std::to_string(pct) + " sampled in";
@@ -401,8 +426,8 @@ Decision decide_data(const SessionFacts& facts, const MessageFacts& m, const con
   d.checks.push_back({"dmarc", "fail", dmarc_detail + "; action " + action});
   if (action == "reject") {
     refuse(d, 550, "5.7.1",
-           "Message rejected by the DMARC policy of " + dmarc.from_domain + " (p=" +
-               auth::dmarc::policy_name(dmarc.policy) + ")");
+           "Message rejected by the DMARC policy of " + dmarc.from_domain +
+               " (p=" + auth::dmarc::policy_name(dmarc.policy) + ")");
   } else if (action == "quarantine") {
     d.junk = true;
     d.text = "accepted into quarantine (DMARC policy of " + dmarc.from_domain + ")";

@@ -21,8 +21,7 @@ boost::asio::awaitable<std::optional<bool>> helo_resolves(dns::Resolver& resolve
 }
 
 boost::asio::awaitable<std::vector<ForwarderSpf>> forwarder_spf(dns::Resolver& resolver, const config::Config& cfg,
-                                                                IpAddress ip, std::string helo,
-                                                                std::string recipient) {
+                                                                IpAddress ip, std::string helo, std::string recipient) {
   std::vector<ForwarderSpf> out;
   recipient = to_lower(recipient);
   auto domains = forwarder_domains(cfg, recipient);

@@ -24,11 +24,9 @@ inline constexpr size_t kMaxForwarderDomains = 10;
 // exist or has none; nullopt on a temporary DNS failure.
 boost::asio::awaitable<std::optional<bool>> helo_resolves(dns::Resolver& resolver, std::string name);
 
-
 // SPF of each forwarder domain configured for `recipient` (cfg.forwarders)
 // for the client, stopping at the first pass. Empty when none is configured.
 boost::asio::awaitable<std::vector<ForwarderSpf>> forwarder_spf(dns::Resolver& resolver, const config::Config& cfg,
-                                                                IpAddress ip, std::string helo,
-                                                                std::string recipient);
+                                                                IpAddress ip, std::string helo, std::string recipient);
 
 }  // namespace tern::policy

@@ -93,7 +93,7 @@ TEST(DkimCovers, ParentsOnlyWithinOurDomains) {
   std::vector<std::string> local = {"example.test", "mail.corp.test"};
   EXPECT_TRUE(dkim_domain_covers("example.test", "example.test", local));
   EXPECT_TRUE(dkim_domain_covers("EXAMPLE.test", "sub.example.test", local));
-  EXPECT_FALSE(dkim_domain_covers("corp.test", "mail.corp.test", local));  // parent outside ours
+  EXPECT_FALSE(dkim_domain_covers("corp.test", "mail.corp.test", local));       // parent outside ours
   EXPECT_FALSE(dkim_domain_covers("sub.example.test", "example.test", local));  // child, not parent
   EXPECT_FALSE(dkim_domain_covers("ample.test", "example.test", local));
   EXPECT_FALSE(dkim_domain_covers("", "example.test", local));
@@ -339,7 +339,7 @@ TEST(Data, DmarcPctSampling) {
   std::function<unsigned()> low = [] { return 10u; };
   std::function<unsigned()> high = [] { return 90u; };
   EXPECT_EQ(decide_data(f, m, policy, low).code, 550);  // sampled in
-  auto out = decide_data(f, m, policy, high);          // sampled out: reject -> quarantine
+  auto out = decide_data(f, m, policy, high);           // sampled out: reject -> quarantine
   EXPECT_TRUE(out.accepted);
   EXPECT_TRUE(out.junk);
   dmarc_fail(m, auth::dmarc::Policy::kQuarantine, 30);
