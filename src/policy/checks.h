@@ -20,17 +20,17 @@
 //
 //   connect (before the 220 greeting):
 //     1. on_connect(ip)                        rate limit    -> 421 4.7.0, close
-//     2. start_dns(resolver, ip)               DNSBL lists and iprev, all
-//        concurrently, without waiting: it returns a ConnectDns that the
-//        session co_awaits later (co_spawn with use_awaitable-compatible
-//        deferred; see start_dns). Nothing is sent yet.
+//     2. start_dns(executor, resolver, ip)     DNSBL lists and iprev, all
+//        concurrently (co_spawn'ed on the session's executor), without
+//        waiting: the ConnectDns handle is co_awaited later, when the answer
+//        is needed. Nothing is sent yet.
 //   HELO/EHLO:
 //     3. on_helo(name)                         reject_non_fqdn_helo -> 504 5.5.2
 //   MAIL FROM:
 //     4. on_mail_syntax(helo_seen, from, ip)   require_helo -> 503 5.5.1;
 //        reject_non_fqdn_sender -> 504 5.5.2; sender_access (address, @domain,
-//        client IP/CIDR) -> 550 5.7.1 | OK (accept: skip 5-7 and the greylist) |
-//        DISCARD; messages_per_hour_per_ip -> 451 4.7.1
+//        client IP/CIDR) -> 550 5.7.1 | OK (accept: skip 5 and 6, and the
+//        greylist at 7) | DISCARD; messages_per_hour_per_ip -> 451 4.7.1
 //     5. co_await dns.wait()                   the connect-time lookups: the
 //        DNSBL verdict -> 554 5.7.1 "... blocked using <zone>; <TXT>"; keep
 //        dns.iprev for Authentication-Results (iprev_method_result) and for
@@ -47,7 +47,13 @@
 //        @domain, /regex/) -> 550 5.7.1 | OK; then greylisting (skipped when
 //        sender_ok, i.e. sender_access said OK) -> 451 4.7.1
 //   DATA / end of data:
-//     8. nothing new; a DISCARD from step 4 drops the message here (250).
+//     8. nothing new; a DISCARD from step 4 drops the message here (250);
+//        the iprev result from step 2 goes into Authentication-Results.
+//
+// src/server/session.cc calls 1-5, 7 and 8 in this order. Step 6 is not
+// called yet: with its default (reject_unknown_sender_domain = true) it would
+// refuse the senders of integration tests whose test domains publish only
+// TXT records; those fixtures need A/MX records first.
 //
 // Thread-safety: one AntiAbuse is shared by all event-loop threads; its state
 // (rate limiter, greylist, reloading maps) is internally locked. DNS lookups
