@@ -316,3 +316,13 @@ def test_postfix_forwards_our_signed_mail_back(tern_factory, world, world_readab
             assert msg["Return-Path"] == "<bob@example.test>"
     finally:
         pf.stop()
+
+
+def test_dns_temperror_gives_451(tern_factory, world):
+    dns, _ = world
+    t = server(tern_factory, dns, "relaxed")
+    # The test DNS answers only for .test: other names fail (SERVFAIL/REFUSED), so SPF is a temperror.
+    stage, code, text = transaction(t, MX_HELO, "x@unreachable.example", ["bob@example.test"],
+                                    message("x@unreachable.example", "temp", to="bob@example.test"))
+    assert stage == "data" and code == 451 and text.startswith("4.7."), (stage, code, text)
+    assert_nothing_queued(t)
