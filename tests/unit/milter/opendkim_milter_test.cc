@@ -21,6 +21,7 @@
 #include <sstream>
 #include <thread>
 
+#include "milter/rewrite.h"
 #include "milter/session.h"
 
 namespace tern::milter {
@@ -45,16 +46,6 @@ void run_void(asio::io_context& io, asio::awaitable<void> work) {
 }
 
 void write_file(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
-
-// Milter header values fold with bare LF (libmilter's convention); a message on the wire uses CRLF.
-std::string crlf(const std::string& value) {
-  std::string out;
-  for (size_t i = 0; i < value.size(); ++i) {
-    if (value[i] == '\n' && (i == 0 || value[i - 1] != '\r')) out += '\r';
-    out += value[i];
-  }
-  return out;
-}
 
 class OpenDkimTest : public ::testing::Test {
  protected:
@@ -162,8 +153,10 @@ TEST_F(OpenDkimTest, SignsAndTheSignatureVerifies) {
   EXPECT_NE(signature->value.find("d=example.test"), std::string::npos) << signature->value;
   EXPECT_NE(signature->value.find("s=s1"), std::string::npos);
 
-  // The message as tern would spool it, the signature prepended.
-  std::string signed_message = "DKIM-Signature: " + crlf(signature->value) + "\r\n" + message_headers + "\r\n" + body;
+  // The message as tern would spool it, the signature prepended (milter
+  // values fold with bare LF; header_value_from_milter gives wire form).
+  std::string signed_message =
+      "DKIM-Signature:" + header_value_from_milter(signature->value) + "\r\n" + message_headers + "\r\n" + body;
   write_file(dir_ + "/signed.eml", signed_message);
   write_file(dir_ + "/verify.py",
              "import sys, dkim\n"
