@@ -7,7 +7,9 @@ namespace tern::milter {
 
 namespace {
 
-Error protocol_error(const std::string& what) { return Error::temp("4.7.0", "milter protocol error: " + what); }
+Error protocol_error(const std::string& what) {
+  return Error::temp("4.7.0", "milter protocol error: " + what);
+}
 
 void put_u32(std::string& out, uint32_t v) {
   out.push_back(static_cast<char>((v >> 24) & 0xff));
@@ -56,8 +58,10 @@ Result<MilterReply> parse_reply_code(std::string_view data) {
     }
     int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
     if (code < 400 || code > 599) return protocol_error("reply code: not 4xx or 5xx");
-    if (lines == 1) r.code = code;
-    else if (code != r.code) return protocol_error("reply code: lines with different codes");
+    if (lines == 1)
+      r.code = code;
+    else if (code != r.code)
+      return protocol_error("reply code: lines with different codes");
     std::string_view rest = line.substr(3);
     if (!rest.empty()) {
       if (rest[0] != ' ' && rest[0] != '-') return protocol_error("reply code: bad separator");
@@ -69,8 +73,10 @@ Result<MilterReply> parse_reply_code(std::string_view data) {
     int dots = 0;
     bool enhanced = !first.empty() && first[0] - '0' == code / 100 && first.size() <= 16;
     for (size_t i = 0; enhanced && i < first.size(); ++i) {
-      if (first[i] == '.') ++dots;
-      else if (!std::isdigit(static_cast<unsigned char>(first[i]))) enhanced = false;
+      if (first[i] == '.')
+        ++dots;
+      else if (!std::isdigit(static_cast<unsigned char>(first[i])))
+        enhanced = false;
     }
     if (enhanced && dots == 2 && first.back() != '.') {
       if (lines == 1) r.enhanced = std::string(first);
@@ -236,7 +242,9 @@ bool MilterReply::is_verdict() const {
   }
 }
 
-bool MilterReply::is_modification() const { return required_action(kind) != 0; }
+bool MilterReply::is_modification() const {
+  return required_action(kind) != 0;
+}
 
 uint32_t required_action(MilterReply::Kind kind) {
   using K = MilterReply::Kind;
@@ -318,7 +326,7 @@ Result<MilterReply> parse_reply(const Packet& packet) {
       if (!s) return s.error();
       r.kind = packet.command == reply::kDeleteRecipient ? K::kDeleteRecipient
                : packet.command == reply::kChangeSender  ? K::kChangeSender
-                                                          : K::kAddRecipient;
+                                                         : K::kAddRecipient;
       r.address = std::move(s.value()[0]);
       if (s.value().size() > 1) r.args = std::move(s.value()[1]);
       if (r.address.empty() && r.kind != K::kChangeSender) return protocol_error("envelope change: empty address");

@@ -96,7 +96,7 @@ constexpr uint32_t kNoEndOfHeaders = 0x40;
 constexpr uint32_t kNoReplyHeader = 0x80;
 constexpr uint32_t kNoUnknown = 0x100;
 constexpr uint32_t kNoData = 0x200;
-constexpr uint32_t kSkip = 0x400;  // the MTA understands SMFIR_SKIP
+constexpr uint32_t kSkip = 0x400;           // the MTA understands SMFIR_SKIP
 constexpr uint32_t kRejectedRcpts = 0x800;  // send rejected recipients too (not offered)
 constexpr uint32_t kNoReplyConnect = 0x1000;
 constexpr uint32_t kNoReplyHelo = 0x2000;
@@ -125,8 +125,8 @@ constexpr uint32_t kStageCount = 7;
 
 // Bounds on what a milter may send.
 struct PacketLimits {
-  size_t max_packet = 1 << 20;       // one packet's length field
-  size_t max_symbol_lists = 64;      // stages in an OPTNEG reply
+  size_t max_packet = 1 << 20;   // one packet's length field
+  size_t max_symbol_lists = 64;  // stages in an OPTNEG reply
 };
 
 struct Packet {
@@ -195,9 +195,9 @@ struct MilterReply {
     kReject,
     kTempfail,
     kDiscard,
-    kReplyCode,  // code/enhanced/text: a full SMTP reply chosen by the milter
-    kSkip,       // stop sending body chunks
-    kProgress,   // still working: restart the reply timer
+    kReplyCode,       // code/enhanced/text: a full SMTP reply chosen by the milter
+    kSkip,            // stop sending body chunks
+    kProgress,        // still working: restart the reply timer
     kConnectionFail,  // SMFIR_CONN_FAIL: treated like tempfail
     kShutdown,        // SMFIR_SHUTDOWN: treated like tempfail
     kAddHeader,

@@ -1,13 +1,13 @@
 // Milter client sessions over Boost.Asio coroutines (see session.h).
 #include "milter/session.h"
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <array>
 #include <utility>
 
 #include "base/net.h"
@@ -25,10 +25,10 @@ constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 const std::vector<std::string>& default_macros(Stage stage) {
   static const std::array<std::vector<std::string>, kStageCount> defaults = {{
       {"j", "_", "v", "{daemon_name}", "{daemon_addr}", "{if_name}", "{if_addr}", "{client_addr}", "{client_port}",
-       "{client_name}", "{client_ptr}", "{client_resolve}"},  // connect
+       "{client_name}", "{client_ptr}", "{client_resolve}"},                              // connect
       {"{tls_version}", "{cipher}", "{cipher_bits}", "{cert_subject}", "{cert_issuer}"},  // helo
       {"i", "{auth_type}", "{auth_authen}", "{auth_ssf}", "{auth_author}", "{mail_mailer}", "{mail_host}",
-       "{mail_addr}"},                                   // mail from
+       "{mail_addr}"},                                  // mail from
       {"{rcpt_mailer}", "{rcpt_host}", "{rcpt_addr}"},  // rcpt to
       {"i"},                                            // data
       {"i", "{msg_id}"},                                // end of message
@@ -121,13 +121,17 @@ MilterSession::~MilterSession() {
   socket_.close(ec);
 }
 
-bool MilterSession::is_open() const { return opened_ && !failure_ && socket_.is_open(); }
+bool MilterSession::is_open() const {
+  return opened_ && !failure_ && socket_.is_open();
+}
 
 void MilterSession::set_macro(std::string_view name, std::string value) {
   macros_[canonical_macro_name(name)] = std::move(value);
 }
 
-void MilterSession::clear_macro(std::string_view name) { macros_.erase(canonical_macro_name(name)); }
+void MilterSession::clear_macro(std::string_view name) {
+  macros_.erase(canonical_macro_name(name));
+}
 
 Error MilterSession::fail(Error error) {
   error.text = "milter " + options_.address + ": " + error.text;

@@ -46,13 +46,13 @@ struct MilterAddress {
 };
 
 struct MilterOptions {
-  std::string address;                            // see MilterAddress
+  std::string address;                                // see MilterAddress
   std::chrono::milliseconds connect_timeout{10'000};  // connect + option negotiation
   std::chrono::milliseconds reply_timeout{30'000};    // each reply; SMFIR_PROGRESS restarts it
   std::chrono::milliseconds send_timeout{30'000};     // writing one command
   PacketLimits limits{};
-  size_t max_modifications = 10'000;              // modifications in one end-of-message reply
-  size_t max_replaced_body = 64u << 20;           // bytes of a replacement body
+  size_t max_modifications = 10'000;     // modifications in one end-of-message reply
+  size_t max_replaced_body = 64u << 20;  // bytes of a replacement body
 };
 
 struct Verdict {
@@ -104,7 +104,7 @@ struct EndOfMessage {
 struct ConnectInfo {
   std::string hostname;  // reverse DNS name, or "[1.2.3.4]" when unknown
   Family family = Family::kUnknown;
-  std::string address;   // IP literal without brackets, or the Unix socket path
+  std::string address;  // IP literal without brackets, or the Unix socket path
   uint16_t port = 0;
 };
 
@@ -168,8 +168,8 @@ class MilterSession {
   // Sends one stage's command (its macros first, if it has a macro stage) and
   // waits for its verdict unless the milter opted out of receiving it
   // (`no_send`) or of replying (`no_reply`).
-  boost::asio::awaitable<Result<Verdict>> stage(std::optional<Stage> macro_stage, char command, std::string data, uint32_t no_send,
-                                                uint32_t no_reply, Scope accept_scope);
+  boost::asio::awaitable<Result<Verdict>> stage(std::optional<Stage> macro_stage, char command, std::string data,
+                                                uint32_t no_send, uint32_t no_reply, Scope accept_scope);
   Result<Verdict> to_verdict(const MilterReply& reply, Scope accept_scope);
   Error fail(Error error);
   std::optional<Verdict> finished_verdict() const;

@@ -33,7 +33,8 @@ namespace asio = boost::asio;
 template <class T>
 T run(asio::io_context& io, asio::awaitable<T> work) {
   std::optional<T> result;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> { result.emplace(co_await std::move(work)); }, asio::detached);
+  asio::co_spawn(
+      io, [&]() -> asio::awaitable<void> { result.emplace(co_await std::move(work)); }, asio::detached);
   io.restart();
   io.run();
   return std::move(*result);
@@ -45,7 +46,9 @@ void run_void(asio::io_context& io, asio::awaitable<void> work) {
   io.run();
 }
 
-void write_file(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
 
 class OpenDkimTest : public ::testing::Test {
  protected:
@@ -67,7 +70,8 @@ class OpenDkimTest : public ::testing::Test {
     write_file(dir_ + "/opendkim.conf", "Mode s\nDomain example.test\nSelector s1\nKeyFile " + key +
                                             "\nSocket local:" + socket_ +
                                             "\nCanonicalization relaxed/relaxed\nSyslog no\nBackground no\n"
-                                            "RequireSafeKeys no\nInternalHosts 127.0.0.1\nPidFile " + dir_ + "/opendkim.pid\n");
+                                            "RequireSafeKeys no\nInternalHosts 127.0.0.1\nPidFile " +
+                                            dir_ + "/opendkim.pid\n");
     std::string conf = dir_ + "/opendkim.conf";
     pid_ = ::fork();
     ASSERT_GE(pid_, 0);

@@ -14,7 +14,9 @@ using namespace std::string_literals;
 
 TEST(MilterPacket, EncodesLengthCommandAndData) {
   EXPECT_EQ(encode_packet('O', "abc"), "\0\0\0\x04Oabc"s);
-  EXPECT_EQ(encode_packet('A', ""), "\0\0\0\x01" "A"s);
+  EXPECT_EQ(encode_packet('A', ""),
+            "\0\0\0\x01"
+            "A"s);
 }
 
 TEST(MilterPacket, ReaderReassemblesPacketsFedByteByByte) {
@@ -57,9 +59,9 @@ TEST(MilterPacket, ZeroAndOversizedLengthsAreStickyErrors) {
 
 TEST(MilterNegotiation, ParsesFlagsAndSymbolLists) {
   std::string data = encode_negotiation(6, action::kAddHeaders | action::kQuarantine, proto::kNoHelo);
-  data += "\0\0\0\0{client_addr} j\0"s;       // connect
+  data += "\0\0\0\0{client_addr} j\0"s;              // connect
   data += "\0\0\0\x02{mail_addr} {auth_authen}\0"s;  // mail from
-  data += "\0\0\0\x63ignored\0"s;             // an unknown stage
+  data += "\0\0\0\x63ignored\0"s;                    // an unknown stage
   auto n = parse_negotiation(data);
   ASSERT_TRUE(n) << n.error().to_string();
   EXPECT_EQ(n->version, 6u);
@@ -78,7 +80,9 @@ TEST(MilterNegotiation, RejectsShortAndUnterminatedData) {
 
 TEST(MilterEncode, ConnectMacrosAndStrings) {
   EXPECT_EQ(encode_connect("mx.example", Family::kInet, 2525, "192.0.2.1"),
-            "mx.example\0" "4\x09\xdd" "192.0.2.1\0"s);
+            "mx.example\0"
+            "4\x09\xdd"
+            "192.0.2.1\0"s);
   EXPECT_EQ(encode_connect("local", Family::kUnknown, 0, ""), "local\0U"s);
   EXPECT_EQ(encode_macros('C', {{"j", "mx"}, {"{daemon_name}", "tern"}}), "Cj\0mx\0{daemon_name}\0tern\0"s);
   EXPECT_EQ(encode_strings({"<a@b>", "SIZE=10"}), "<a@b>\0SIZE=10\0"s);
@@ -122,10 +126,10 @@ TEST(MilterReplyParse, ReplyCode) {
   EXPECT_EQ(bare->enhanced, "");
   EXPECT_EQ(bare->text, "busy");
 
-  EXPECT_FALSE(parse_reply(Packet{'y', "250 2.0.0 ok\0"s}));     // not a refusal
+  EXPECT_FALSE(parse_reply(Packet{'y', "250 2.0.0 ok\0"s}));  // not a refusal
   EXPECT_FALSE(parse_reply(Packet{'y', "5x0 bad\0"s}));
   EXPECT_FALSE(parse_reply(Packet{'y', "550 no terminator"s}));
-  EXPECT_FALSE(parse_reply(Packet{'y', "550-a\r\n451 b\0"s}));   // codes differ
+  EXPECT_FALSE(parse_reply(Packet{'y', "550-a\r\n451 b\0"s}));  // codes differ
   EXPECT_FALSE(parse_reply(Packet{'y', "550 bell\x07\0"s}));
 }
 

@@ -31,7 +31,8 @@ namespace asio = boost::asio;
 template <class T>
 T run(asio::io_context& io, asio::awaitable<T> work) {
   std::optional<T> result;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> { result.emplace(co_await std::move(work)); }, asio::detached);
+  asio::co_spawn(
+      io, [&]() -> asio::awaitable<void> { result.emplace(co_await std::move(work)); }, asio::detached);
   io.restart();
   io.run();
   return std::move(*result);
@@ -162,8 +163,9 @@ TEST_F(PythonMilterTest, ModificationsAndWhatTheMilterSaw) {
   using K = Modification::Kind;
   const Modification* seen = find(*eom, K::kAddHeader, "X-Milter-Seen");
   ASSERT_NE(seen, nullptr);
-  EXPECT_EQ(seen->value, "j=mx.example.test; client_addr=192.0.2.9; i=QID0001; mail_addr=a@example.org; headers=2; body=" +
-                             std::to_string(body.size()));
+  EXPECT_EQ(seen->value,
+            "j=mx.example.test; client_addr=192.0.2.9; i=QID0001; mail_addr=a@example.org; headers=2; body=" +
+                std::to_string(body.size()));
   const Modification* added = find(*eom, K::kAddHeader, "X-Test-Milter");
   ASSERT_NE(added, nullptr);
   EXPECT_EQ(added->value, "seen <addheader@example.test>");

@@ -48,7 +48,7 @@ TEST(MilterRewrite, AddInsertChangeDelete) {
                                    change(K::kAddHeader, 0, "X-Spam", "yes"),
                                    change(K::kInsertHeader, 0, "DKIM-Signature", "v=1;\n\td=example.test"),
                                    change(K::kChangeHeader, 1, "subject", "[tagged] one"),
-                                   change(K::kChangeHeader, 2, "X-TAG", ""),        // deletes "x-tag: second"
+                                   change(K::kChangeHeader, 2, "X-TAG", ""),         // deletes "x-tag: second"
                                    change(K::kChangeHeader, 1, "X-Missing", "new"),  // appended
                                    change(K::kChangeHeader, 3, "X-Tag", ""),         // no third: nothing
                                    change(K::kInsertHeader, 99, "X-Last", "end"),

@@ -33,7 +33,8 @@ namespace asio = boost::asio;
 template <class T>
 T run(asio::io_context& io, asio::awaitable<T> work) {
   std::optional<T> result;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> { result.emplace(co_await std::move(work)); }, asio::detached);
+  asio::co_spawn(
+      io, [&]() -> asio::awaitable<void> { result.emplace(co_await std::move(work)); }, asio::detached);
   io.restart();
   io.run();
   return std::move(*result);
@@ -184,7 +185,9 @@ TEST_F(MilterSessionTest, NegotiatesAndHonoursNoSendNoReplyAndSymbolLists) {
 
   ASSERT_EQ(seen.size(), 4u);
   EXPECT_EQ(seen[0].command, cmd::kMacro);
-  EXPECT_EQ(seen[0].data, "C{client_addr}\0" "192.0.2.7\0j\0mx.example.test\0"s);
+  EXPECT_EQ(seen[0].data,
+            "C{client_addr}\0"
+            "192.0.2.7\0j\0mx.example.test\0"s);
   EXPECT_EQ(seen[1].command, cmd::kConnect);
   EXPECT_EQ(seen[1].data, encode_connect("client.example", Family::kInet, 40000, "192.0.2.7"));
   EXPECT_EQ(seen[2].command, cmd::kMacro);  // default mail macros: i and {mail_addr}
