@@ -9,8 +9,11 @@
 #include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <fstream>
 
 #include "dns/fake_resolver.h"
@@ -116,6 +119,45 @@ TEST(AntiAbuse, ConnectDnsStartedThenAwaited) {
   // Never started: nothing checked.
   ConnectDns none;
   EXPECT_EQ(run_sync(none.wait()).dnsbl.action, Action::kContinue);
+}
+
+// Answers like FakeResolver, but only after a delay: the lookups are still
+// running when the session first waits for them.
+class SlowResolver : public dns::Resolver {
+ public:
+  explicit SlowResolver(dns::FakeResolver& inner) : inner_(inner) {}
+  asio::awaitable<dns::Answer> query(std::string name, dns::RrType type) override {
+    asio::steady_timer delay(co_await asio::this_coro::executor, std::chrono::milliseconds(20));
+    co_await delay.async_wait(asio::use_awaitable);
+    co_return inner_.lookup(name, type);
+  }
+
+ private:
+  dns::FakeResolver& inner_;
+};
+
+TEST(AntiAbuse, ConnectDnsWaitersWakeWhenLookupsFinish) {
+  dns::FakeResolver records;
+  records.add_address("9.2.0.192.bl.test", "127.0.0.9");
+  SlowResolver dns(records);
+  config::PolicyConfig config;
+  config.dnsbl = {"bl.test"};
+  auto created = AntiAbuse::create(config, "");
+  ASSERT_TRUE(created);
+  std::shared_ptr<AntiAbuse> checks = *created;
+  asio::io_context ctx;
+  ConnectDns lookups = checks->start_dns(ctx.get_executor(), dns, ip("192.0.2.9"));
+  int woken = 0;
+  auto waiter = [&]() -> asio::awaitable<void> {
+    ConnectDnsResult r = co_await lookups.wait();
+    EXPECT_EQ(r.dnsbl.code, 554);
+    EXPECT_EQ(r.iprev.code, IprevResult::Code::kFail);
+    ++woken;
+  };
+  asio::co_spawn(ctx, waiter(), asio::detached);
+  asio::co_spawn(ctx, waiter(), asio::detached);
+  ctx.run();
+  EXPECT_EQ(woken, 2);
 }
 
 }  // namespace
