@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "milter/session.h"
+#include "run_util.h"
 
 namespace tern::milter {
 namespace {
@@ -28,21 +29,8 @@ namespace {
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
 
-template <class T>
-T run(asio::io_context& io, asio::awaitable<T> work) {
-  std::optional<T> result;
-  asio::co_spawn(
-      io, [&]() -> asio::awaitable<void> { result.emplace(co_await std::move(work)); }, asio::detached);
-  io.restart();
-  io.run();
-  return std::move(*result);
-}
-
-void run_void(asio::io_context& io, asio::awaitable<void> work) {
-  asio::co_spawn(io, std::move(work), asio::detached);
-  io.restart();
-  io.run();
-}
+using testing::run;
+using testing::run_void;
 
 class PythonMilterTest : public ::testing::Test {
  protected:

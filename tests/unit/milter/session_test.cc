@@ -5,6 +5,7 @@
 // every modification, SMFIR_PROGRESS, body chunking and skip, timeouts, a
 // milter that closes mid-session and one that is not there.
 #include "milter/session.h"
+#include "run_util.h"
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -30,21 +31,8 @@ using namespace std::chrono_literals;
 namespace asio = boost::asio;
 
 // Runs one session call to completion on `io`.
-template <class T>
-T run(asio::io_context& io, asio::awaitable<T> work) {
-  std::optional<T> result;
-  asio::co_spawn(
-      io, [&]() -> asio::awaitable<void> { result.emplace(co_await std::move(work)); }, asio::detached);
-  io.restart();
-  io.run();
-  return std::move(*result);
-}
-
-void run_void(asio::io_context& io, asio::awaitable<void> work) {
-  asio::co_spawn(io, std::move(work), asio::detached);
-  io.restart();
-  io.run();
-}
+using testing::run;
+using testing::run_void;
 
 // The milter's end of one connection: blocking reads with a timeout.
 class MilterPeer {
