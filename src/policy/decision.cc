@@ -348,6 +348,16 @@ Decision decide_data(const SessionFacts& facts, const MessageFacts& m, const con
     d.checks.push_back({"identity", identity_path_name(path), ""});
   }
 
+  // SPF and DMARC are enforced on untrusted port-25 peers only: our own
+  // users (AUTH, trusted networks, submission) are not judged by the
+  // published policy of the domains they write as (Postfix's
+  // permit_mynetworks / permit_sasl_authenticated come first too).
+  if (!facts.mx_listener || facts.authenticated || facts.trusted_network) {
+    d.checks.push_back({"spf", "n/a", facts.mx_listener ? "client is trusted" : "submission listener"});
+    d.checks.push_back({"dmarc", "n/a", facts.mx_listener ? "client is trusted" : "submission listener"});
+    return d;
+  }
+
   bool arc_ok = trusted_arc(m, policy);
   std::string forward_domain;
   bool forwarded = all_recipients_forwarded(m, &forward_domain);

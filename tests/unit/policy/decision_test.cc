@@ -258,6 +258,26 @@ TEST(Data, SpfTempError) {
   EXPECT_TRUE(decide_data(f, m, policy, kNoRandom).accepted);
 }
 
+TEST(Data, TrustedAndAuthenticatedClientsAreNotJudgedBySpfOrDmarc) {
+  config::PolicyConfig policy;
+  auto m = message(SpfCode::kTempError, "outside.test", {"outside.test"});
+  dmarc_fail(m, auth::dmarc::Policy::kReject);
+  auto untrusted = mx_facts(IdentityMode::kStrict, "x@outside.test");
+  EXPECT_EQ(decide_data(untrusted, m, policy, kNoRandom).code, 451);
+  auto trusted = untrusted;
+  trusted.trusted_network = true;
+  EXPECT_TRUE(decide_data(trusted, m, policy, kNoRandom).accepted);
+  auto authenticated = untrusted;
+  authenticated.authenticated = true;
+  EXPECT_TRUE(decide_data(authenticated, m, policy, kNoRandom).accepted);
+  auto submission = untrusted;
+  submission.mx_listener = false;
+  EXPECT_TRUE(decide_data(submission, m, policy, kNoRandom).accepted);
+  m.spf.code = SpfCode::kFail;
+  EXPECT_TRUE(decide_data(trusted, m, policy, kNoRandom).accepted);
+  EXPECT_EQ(decide_data(untrusted, m, policy, kNoRandom).code, 550);
+}
+
 TEST(Data, ForwarderOnlyForItsRecipient) {
   auto f = mx_facts(IdentityMode::kStrict, "x@outside.test");
   config::PolicyConfig policy;
