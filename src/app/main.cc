@@ -10,6 +10,7 @@
 #include <iostream>
 #include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "admin/control.h"
@@ -19,6 +20,7 @@
 #include "base/fs.h"
 #include "base/strings.h"
 #include "config/config.h"
+#include "policy/access_map.h"
 #include "users/account_store.h"
 
 namespace {
@@ -29,7 +31,7 @@ struct Args {
   std::vector<std::string> positional;
   std::string config_path;
   bool has_config = false;
-  std::vector<std::string> dns;  // --dns IP@PORT (repeatable): overrides [dns] nameservers
+  std::vector<std::string> dns;                // --dns IP@PORT (repeatable): overrides [dns] nameservers
   std::map<std::string, std::string> options;  // other --name value pairs (auth/dkim/arc commands)
 };
 
@@ -162,6 +164,18 @@ int main(int argc, char** argv) {
     if (!cfg) {
       std::fprintf(stderr, "%s\n", cfg.error().text.c_str());
       return 1;
+    }
+    // The [policy] access maps are parsed as `tern serve` would (errors name
+    // the map file and line); the greylist file is left alone (serve creates it).
+    for (const auto& [key, path, kind] :
+         {std::tuple{"policy.sender_access", cfg->policy.sender_access, tern::policy::AccessMapKind::kSender},
+          std::tuple{"policy.recipient_access", cfg->policy.recipient_access,
+                     tern::policy::AccessMapKind::kRecipient}}) {
+      if (path.empty()) continue;
+      if (auto map = tern::policy::AccessMap::load(path, kind); !map) {
+        std::fprintf(stderr, "%s: %s: %s\n", args.config_path.c_str(), key, map.error().text.c_str());
+        return 1;
+      }
     }
     std::printf("%s: ok\n", args.config_path.c_str());
     return 0;

@@ -1,7 +1,9 @@
 // `tern serve`: start-up order matters for least privilege and durability:
 //   1. create the data directory, TLS material (embedded default only)
 //   2. bind every listener and load TLS keys (may need root)
-//   3. drop root to [server] user (data directory handed to that user first)
+//   3. drop root to [server] user (data directory handed to that user first),
+//      then build the [policy] anti-abuse checks as that user (access maps,
+//      <data_dir>/greylist)
 //   4. open the spool and recover: every acknowledged message is re-queued
 //   5. start the control socket, the delivery workers (local transport, and
 //      remote delivery with its DNS resolver thread, routes and transport
@@ -31,6 +33,7 @@
 #include "delivery/mx.h"
 #include "delivery/route.h"
 #include "dns/unbound_resolver.h"
+#include "policy/checks.h"
 #include "queue/bounce.h"
 #include "queue/manager.h"
 #include "queue/spool.h"
@@ -129,9 +132,22 @@ int serve(const config::Config& cfg_in) {
   }
   if (auto s = drop_privileges(cfg.server.user, cfg.server.data_dir); !s) return die(s.error().text);
 
-  auto spool = queue::Spool::open(cfg.server.data_dir + "/queue",
-                                  cfg.queue.sync == "fsync" ? queue::Spool::SyncMode::kFsyncEach
-                                                            : queue::Spool::SyncMode::kSyncfs);
+  // The anti-abuse checks of [policy] (issue 5 item 4), built after the drop:
+  // the access maps are re-read by the service user when they change (so it
+  // must be able to read them now), and <data_dir>/greylist is created by and
+  // belongs to that user. A map that cannot be read or parsed, or a greylist
+  // file that cannot be opened, stops start-up naming the file (and line).
+  auto anti_abuse = policy::AntiAbuse::create(cfg.policy, cfg.server.data_dir);
+  if (!anti_abuse) return die(anti_abuse.error().text);
+  log::info("anti_abuse")
+      .kv("sender_access", cfg.policy.sender_access.empty() ? std::string("-") : cfg.policy.sender_access)
+      .kv("recipient_access", cfg.policy.recipient_access.empty() ? std::string("-") : cfg.policy.recipient_access)
+      .kv("dnsbl", static_cast<uint64_t>(cfg.policy.dnsbl.size()))
+      .kv("greylist", (*anti_abuse)->greylisting());
+
+  auto spool =
+      queue::Spool::open(cfg.server.data_dir + "/queue", cfg.queue.sync == "fsync" ? queue::Spool::SyncMode::kFsyncEach
+                                                                                   : queue::Spool::SyncMode::kSyncfs);
   if (!spool) return die(spool.error().text);
   auto recovered = (*spool)->recover();
   if (!recovered) return die(recovered.error().text);
@@ -210,6 +226,7 @@ int serve(const config::Config& cfg_in) {
   deps.spool = spool->get();
   deps.users = &users;
   deps.signer = signer.get();
+  deps.anti_abuse = *anti_abuse;
   deps.on_queued = [&manager](queue::Envelope env) { manager.add(std::move(env)); };
   server.set_deps(std::move(deps));
 
@@ -234,8 +251,11 @@ int serve(const config::Config& cfg_in) {
   control.stop();
   Status final_sync = (*spool)->sync();
   auto stats = (*spool)->stats();
-  log::info("stopped").kv("final_sync", final_sync.has_value()).kv("spool_syncs", stats.syncs)
-      .kv("spool_synced_requests", stats.synced_requests).kv("spool_segments", static_cast<uint64_t>(stats.segments))
+  log::info("stopped")
+      .kv("final_sync", final_sync.has_value())
+      .kv("spool_syncs", stats.syncs)
+      .kv("spool_synced_requests", stats.synced_requests)
+      .kv("spool_segments", static_cast<uint64_t>(stats.segments))
       .kv("queued", static_cast<uint64_t>(stats.messages));
   return 0;
 }

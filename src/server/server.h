@@ -8,6 +8,9 @@
 #pragma once
 
 #include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <functional>
 #include <map>
 #include <memory>
@@ -16,16 +19,13 @@
 #include <thread>
 #include <vector>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/context.hpp>
-
 #include "base/net.h"
 #include "base/result.h"
 #include "config/config.h"
+#include "delivery/dkim_signer.h"
 #include "dns/resolver.h"
 #include "dns/unbound_resolver.h"
-#include "delivery/dkim_signer.h"
+#include "policy/checks.h"
 #include "queue/envelope.h"
 #include "queue/spool.h"
 #include "server/user_db.h"
@@ -39,6 +39,10 @@ struct ServerDeps {
   UserDb* users = nullptr;
   // DKIM signing of outgoing mail ([dkim.sign]); nullptr when no keys.
   const delivery::DkimSigner* signer = nullptr;
+  // The anti-abuse checks of [policy] (issue 5 item 4), built once at
+  // start-up (src/app/serve.cc) and shared by every session; nullptr: none
+  // (the sessions then skip them).
+  std::shared_ptr<policy::AntiAbuse> anti_abuse;
   // Called (on a session thread) once a message is durably queued.
   std::function<void(queue::Envelope)> on_queued;
 };
@@ -81,9 +85,7 @@ class Server {
   bool is_trusted(const IpAddress& ip) const;
   // The resolver of event-loop thread `index` (nullptr when inbound
   // verification is off).
-  dns::Resolver* resolver(size_t index) const {
-    return index < resolvers_.size() ? resolvers_[index].get() : nullptr;
-  }
+  dns::Resolver* resolver(size_t index) const { return index < resolvers_.size() ? resolvers_[index].get() : nullptr; }
 
  private:
   struct Listener {

@@ -62,37 +62,6 @@ auto async_spool_sync(queue::Spool& spool, Token&& token) {
 
 std::atomic<uint64_t> g_session_counter{0};
 
-// The anti-abuse checks of [policy] (issue 5 item 4, src/policy/checks.h),
-// built on first use after the privilege drop (the greylist file belongs to
-// the service user) and shared by every session of the server. A bad access
-// map leaves `failed` set: MAIL FROM on the MX listener then gets 451 4.3.5.
-struct AntiAbuseSlot {
-  std::once_flag once;
-  std::shared_ptr<policy::AntiAbuse> checks;
-  bool failed = false;
-};
-AntiAbuseSlot& anti_abuse_slot(const Server& server) {
-  static std::mutex mu;
-  static std::map<const Server*, std::unique_ptr<AntiAbuseSlot>> slots;
-  std::lock_guard lock(mu);
-  auto& slot = slots[&server];
-  if (!slot) slot = std::make_unique<AntiAbuseSlot>();
-  return *slot;
-}
-AntiAbuseSlot& anti_abuse_for(const Server& server, const config::Config& cfg) {
-  AntiAbuseSlot& slot = anti_abuse_slot(server);
-  std::call_once(slot.once, [&] {
-    auto created = policy::AntiAbuse::create(cfg.policy, cfg.server.data_dir);
-    if (!created) {
-      log::error("policy_config_error").kv("error", created.error().text);
-      slot.failed = true;
-      return;
-    }
-    slot.checks = *created;
-  });
-  return slot;
-}
-
 class Session;
 // Sessions of the current event-loop thread, for graceful shutdown.
 thread_local std::set<Session*> t_sessions;
@@ -116,9 +85,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     peer_ = peer_ip_.to_string();
     trusted_ = server_.is_trusted(peer_ip_);
-    AntiAbuseSlot& slot = anti_abuse_for(server_, cfg_);
-    anti_abuse_ = slot.checks.get();
-    anti_abuse_failed_ = slot.failed;
+    // Built once at start-up (src/app/serve.cc); a bad [policy] map stops start-up.
+    anti_abuse_ = server_.deps().anti_abuse.get();
     t_sessions.insert(this);
   }
 
@@ -362,11 +330,6 @@ class Session : public std::enable_shared_from_this<Session> {
     mail_from_ = from;
     mail_params_ = ev.params;
     spf_.reset();
-    if (anti_abuse_failed_ && listener_.role == config::ListenerRole::kMx) {
-      reject("mail", 451, "4.3.5", "Local configuration error, try again later");
-      mail_from_.clear();
-      co_return;
-    }
     // Issue 5 item 4 (src/policy/checks.h): cheap checks, then the DNSBL
     // verdict of the lookups started at connect.
     if (anti_abuse_applies()) {
@@ -935,8 +898,7 @@ class Session : public std::enable_shared_from_this<Session> {
   policy::SessionFacts identity_;                  // facts of the identity rule, from MAIL FROM
   std::vector<policy::ForwarderSpf> forwarder_spf_;  // SPF of the recipients' forwarder domains
   bool transaction_forwarded_ = false;
-  policy::AntiAbuse* anti_abuse_ = nullptr;  // issue 5 item 4 checks (null: not built)
-  bool anti_abuse_failed_ = false;           // [policy] maps failed to load: MAIL gets 451 4.3.5
+  policy::AntiAbuse* anti_abuse_ = nullptr;  // issue 5 item 4 checks (ServerDeps; null: none)
   policy::ConnectDns connect_dns_;           // DNSBL + iprev, started at connect
   bool sender_ok_ = false;                   // sender_access OK: no greylisting in this transaction
   bool discard_ = false;                     // sender_access DISCARD: 250 at end of data, nothing queued
