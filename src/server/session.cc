@@ -111,6 +111,9 @@ class Session : public std::enable_shared_from_this<Session> {
     bool submission = listener_.role != config::ListenerRole::kMx;
     o.auth_enabled = submission;
     o.auth_required_for_mail = submission;
+    // [policy] require_helo (issue 5 item 4) is for mx listeners; submission
+    // clients always greet with EHLO first (they need it for AUTH anyway).
+    o.require_helo = submission || cfg_.policy.require_helo;
     o.auth_mechanisms = {"SCRAM-SHA-256", "PLAIN", "LOGIN"};
     return o;
   }

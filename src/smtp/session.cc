@@ -207,7 +207,7 @@ void ServerSession::cmd_helo(std::string_view args, bool esmtp) {
 }
 
 void ServerSession::cmd_mail(std::string_view args) {
-  if (!helo_done_) return send_error(503, "5.5.1", "Send HELO/EHLO first");
+  if (!helo_done_ && opts_.require_helo) return send_error(503, "5.5.1", "Send HELO/EHLO first");
   // RFC 4954 §6 / RFC 6409 §4.3: submission requires authentication.
   if (opts_.auth_required_for_mail && !authenticated_) {
     return send_error(530, "5.7.0", "Authentication required");

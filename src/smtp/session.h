@@ -36,6 +36,10 @@ struct SessionOptions {
   bool auth_enabled = false;                       // advertise AUTH only when tls_active
   std::vector<std::string> auth_mechanisms = {"PLAIN", "LOGIN", "SCRAM-SHA-256"};
   bool auth_required_for_mail = false;             // MAIL before AUTH: 530 5.7.0
+  // MAIL before HELO/EHLO: 503 5.5.1 (RFC 5321 §4.1.4: a client must greet
+  // first). false accepts MAIL without a greeting (as a plain-SMTP session:
+  // no ESMTP parameters, empty helo_name()).
+  bool require_helo = true;
 };
 
 // Events. Those marked (decision) pause the engine until the driver calls one

@@ -140,3 +140,29 @@ def test_connection_rate_limit_421(tern_factory):
     except smtplib.SMTPConnectError as e:
         assert e.smtp_code == 421
         assert b"4.7.0" in e.smtp_error and b"Too many connections" in e.smtp_error
+
+
+def test_require_helo(tern_factory):
+    """[policy] require_helo = false lets a client send MAIL without greeting on
+    the MX listener (the message is queued); the default answers 503 5.5.1.
+    Submission always requires EHLO."""
+    from ternlib import RawSmtp
+    lax = tern_factory(name="lax", extra_config="[policy]\nrequire_helo = false\n")
+    with RawSmtp(lax.addr("mx")) as c:
+        assert c.reply()[0] == 220
+        assert c.cmd("MAIL FROM:<" + SENDER + ">") == (250, ["2.1.0 Ok"])
+        assert c.cmd("RCPT TO:<" + RCPT + ">")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(message("no greeting").decode() + ".\r\n")
+        code, lines = c.reply()
+        assert code == 250 and "queued as" in lines[0], lines
+    [msg] = wait_for_messages(lax.maildir("alice"), 1)
+    assert msg["Subject"] == "no greeting"
+    with RawSmtp(lax.addr("submission")) as c:
+        assert c.reply()[0] == 220
+        assert c.cmd("MAIL FROM:<" + SENDER + ">") == (503, ["5.5.1 Send HELO/EHLO first"])
+
+    strict = tern_factory(name="strict")
+    with RawSmtp(strict.addr("mx")) as c:
+        assert c.reply()[0] == 220
+        assert c.cmd("MAIL FROM:<" + SENDER + ">") == (503, ["5.5.1 Send HELO/EHLO first"])

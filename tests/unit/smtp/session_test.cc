@@ -505,6 +505,23 @@ TEST(Session, SequenceErrors) {
   EXPECT_EQ(final_codes(d.take_output()), (Codes{"250", "250", "503"}));
 }
 
+TEST(Session, MailWithoutHeloWhenNotRequired) {
+  SessionOptions o = default_options();
+  o.require_helo = false;
+  Driver d(o);
+  d.feed("MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\nhi\r\n.\r\n");
+  EXPECT_EQ(final_codes(d.take_output()), (Codes{"250", "250", "354", "250"}));
+  EXPECT_EQ(d.events, (std::vector<std::string>{"mail:a@b.example", "rcpt:c@d.example", "data-start", "data-end:ok"}));
+  EXPECT_EQ(d.s.helo_name(), "");
+  // Without EHLO the session is plain SMTP: no ESMTP parameters (RFC 5321 §4.1.1.11).
+  d.feed("MAIL FROM:<a@b.example> SIZE=10\r\n");
+  EXPECT_EQ(final_codes(d.take_output()), (Codes{"555"}));
+  // The default still requires a greeting.
+  Driver strict;
+  strict.feed("MAIL FROM:<a@b.example>\r\n");
+  EXPECT_EQ(strict.take_output(), "503 5.5.1 Send HELO/EHLO first\r\n");
+}
+
 TEST(Session, SyntaxErrors) {
   Driver d;
   d.feed("EHLO\r\nHELO a b\r\nEHLO a.example\r\nMAIL TO:<a@b.example>\r\nMAIL FROM:a@b.example\r\n"
