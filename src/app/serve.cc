@@ -144,6 +144,13 @@ int serve(const config::Config& cfg_in) {
       .kv("recipient_access", cfg.policy.recipient_access.empty() ? std::string("-") : cfg.policy.recipient_access)
       .kv("dnsbl", static_cast<uint64_t>(cfg.policy.dnsbl.size()))
       .kv("greylist", (*anti_abuse)->greylisting());
+  if (!cfg.auth.verify_inbound && !cfg.policy.dnsbl.empty()) {
+    // The inbound resolvers exist only with verify_inbound (server::Server::bind).
+    log::warn("policy_dns_off")
+        .kv("note",
+            "[auth] verify_inbound = false: dnsbl, iprev and "
+            "reject_unknown_sender_domain are not checked");
+  }
 
   auto spool =
       queue::Spool::open(cfg.server.data_dir + "/queue", cfg.queue.sync == "fsync" ? queue::Spool::SyncMode::kFsyncEach

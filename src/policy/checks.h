@@ -50,10 +50,13 @@
 //     8. nothing new; a DISCARD from step 4 drops the message here (250);
 //        the iprev result from step 2 goes into Authentication-Results.
 //
-// src/server/session.cc calls 1-5, 7 and 8 in this order. Step 6 is not
-// called yet: with its default (reject_unknown_sender_domain = true) it would
-// refuse the senders of integration tests whose test domains publish only
-// TXT records; those fixtures need A/MX records first.
+// src/server/session.cc calls 1-8 in this order; step 6 runs after the
+// sender identity decision, concurrently with SPF, and is skipped after a
+// sender_access OK. require_helo itself is enforced by the SMTP engine
+// (smtp::SessionOptions::require_helo, set from [policy] on mx listeners), so
+// step 4 sees a greeting whenever one is required. The DNS steps (2, 5, 6)
+// need the session's resolver, which exists when [auth] verify_inbound is on;
+// without it they are skipped.
 //
 // Thread-safety: one AntiAbuse is shared by all event-loop threads; its state
 // (rate limiter, greylist, reloading maps) is internally locked. DNS lookups

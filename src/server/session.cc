@@ -10,7 +10,10 @@
 #include <sys/socket.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/stream.hpp>
@@ -322,6 +325,54 @@ class Session : public std::enable_shared_from_this<Session> {
         .kv("checks", checks);
   }
 
+  // SPF at MAIL FROM (RFC 7208 §2.4; the HELO identity for "<>"): the
+  // result and whether the HELO identity was used.
+  asio::awaitable<std::pair<auth::SpfResult, bool>> mail_spf(std::string from) {
+    auth::SessionFacts facts{peer_ip_, engine_.helo_name(), std::move(from)};
+    bool helo = false;
+    auth::SpfResult result = co_await auth::evaluate_spf(*resolver_, facts, cfg_.server.hostname, &helo);
+    co_return std::pair{std::move(result), helo};
+  }
+
+  // The DNS checks of MAIL FROM: reject_unknown_sender_domain (issue 5 item 4,
+  // step 6 in src/policy/checks.h) when `check_domain`, SPF (kept in spf_) when
+  // `spf`; concurrently when both run. Returns the sender-domain verdict.
+  asio::awaitable<policy::Verdict> mail_dns_checks(const std::string& from, bool check_domain, bool spf) {
+    policy::Verdict domain = policy::Verdict::pass("sender domain: not checked");
+    std::pair<auth::SpfResult, bool> spf_result;
+    if (check_domain && spf) {
+      auto executor = co_await asio::this_coro::executor;
+      auto [order, domain_error, domain_verdict, spf_error, spf_value] =
+          co_await asio::experimental::make_parallel_group(
+              asio::co_spawn(executor, anti_abuse_->on_mail_dns(*resolver_, from), asio::deferred),
+              asio::co_spawn(executor, mail_spf(from), asio::deferred))
+              .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+      (void)order;
+      if (!domain_error) domain = std::move(domain_verdict);
+      if (!spf_error) {
+        spf_result = std::move(spf_value);
+      } else {
+        spf_result.first.code = auth::SpfResult::Code::kTempError;  // RFC 7208 §2.6.6
+        spf_result.first.problem = "evaluation failed";
+      }
+    } else if (check_domain) {
+      domain = co_await anti_abuse_->on_mail_dns(*resolver_, from);
+    } else if (spf) {
+      spf_result = co_await mail_spf(from);
+    }
+    if (spf) {
+      spf_ = std::move(spf_result.first);
+      spf_is_helo_ = spf_result.second;
+      log::info("spf")
+          .kv("session", id_)
+          .kv("client", peer_)
+          .kv("identity", spf_is_helo_ ? "helo" : "mailfrom")
+          .kv("result", auth::spf_code_name(spf_->code))
+          .kv("domain", spf_->domain);
+    }
+    co_return domain;
+  }
+
   asio::awaitable<void> on_mail(const smtp::EvMail& ev) {
     reset_transaction();
     users_ = server_.deps().users->get();
@@ -360,18 +411,18 @@ class Session : public std::enable_shared_from_this<Session> {
       mail_from_.clear();
       co_return;
     }
-    if (verify_inbound()) {
-      // RFC 7208 §2.4: evaluated at MAIL FROM (HELO identity for "<>").
-      auth::SessionFacts facts{peer_ip_, engine_.helo_name(), mail_from_};
-      bool helo = false;
-      spf_ = co_await auth::evaluate_spf(*resolver_, facts, cfg_.server.hostname, &helo);
-      spf_is_helo_ = helo;
-      log::info("spf")
-          .kv("session", id_)
-          .kv("client", peer_)
-          .kv("identity", helo ? "helo" : "mailfrom")
-          .kv("result", auth::spf_code_name(spf_->code))
-          .kv("domain", spf_->domain);
+    // reject_unknown_sender_domain (skipped after a sender_access OK) and
+    // SPF, concurrently.
+    bool check_domain = anti_abuse_applies() && !sender_ok_ && resolver_ != nullptr &&
+                        anti_abuse_->config().reject_unknown_sender_domain;
+    if (check_domain || verify_inbound()) {
+      policy::Verdict domain = co_await mail_dns_checks(mail_from_, check_domain, verify_inbound());
+      log_verdict("mail", domain);
+      if (domain.refused()) {
+        reject("mail", domain.code, domain.enhanced.c_str(), domain.text);
+        mail_from_.clear();
+        co_return;
+      }
     }
     engine_.accept();
   }

@@ -1,9 +1,11 @@
 """A private dnsmasq on a free loopback port serving test records (TXT, MX,
 A, PTR), for tests that exercise tern's real DNS path (libunbound). Unknown
-names under the served zones get NXDOMAIN (--local), not REFUSED."""
+names under the served zones get NXDOMAIN (--local), not REFUSED; names under
+a zone given to servfail() get SERVFAIL (a broken authoritative server)."""
 import os
 import socket
 import subprocess
+import threading
 import time
 
 from ternlib import free_port
@@ -43,6 +45,14 @@ class DnsServer:
         self.args.append("--ptr-record=%s,%s" % (revname, target))
         return self
 
+    def servfail(self, zone):
+        """Every name under `zone` answers SERVFAIL: dnsmasq forwards the zone
+        to a responder that fails every query."""
+        responder = _ServfailResponder()
+        self.responders = getattr(self, "responders", []) + [responder]
+        self.args.append("--server=/%s/127.0.0.1#%d" % (zone, responder.port))
+        return self
+
     @property
     def address(self):
         return "127.0.0.1@%d" % self.port
@@ -76,3 +86,38 @@ class DnsServer:
             self.proc.terminate()
             self.proc.wait(5)
             self.proc = None
+        for responder in getattr(self, "responders", []):
+            responder.close()
+
+
+class _ServfailResponder:
+    """A UDP DNS server on a free loopback port answering every query with
+    SERVFAIL (RFC 1035 §4.1.1: RCODE 2), the question echoed."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                query, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return  # closed
+            if len(query) < 12:
+                continue
+            end = 12  # the question: QNAME labels, then QTYPE and QCLASS
+            while end < len(query) and query[end] != 0:
+                end += 1 + query[end]
+            end += 5
+            flags = bytes([0x80 | (query[2] & 0x79), 0x80 | 2])  # QR, opcode and RD kept; RA; SERVFAIL
+            answer = query[:2] + flags + b"\x00\x01" + b"\x00" * 6 + query[12:end]
+            try:
+                self.sock.sendto(answer, peer)
+            except OSError:
+                return
+
+    def close(self):
+        self.sock.close()

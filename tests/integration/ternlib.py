@@ -89,7 +89,7 @@ class TernServer:
                  accounts=None, aliases=DEFAULT_ALIASES, trusted_networks=(), limits=None, lmtp=None,
                  listeners=("mx", "submission", "submissions"), queue=None, delivery_workers=None, user=None,
                  dns=None, authserv_id=None, detail_folder=False, extra_config="",
-                 verify_sender_identity="disabled"):
+                 verify_sender_identity="disabled", reject_unknown_sender_domain=False):
         self.root = os.path.join(root, name)
         os.makedirs(self.root, exist_ok=True)
         self.hostname = "mx.example.test"
@@ -151,6 +151,18 @@ class TernServer:
             lines += ["[[transport]]", 'name = "no-network"', 'kind = "fail"',
                       'message = "4.4.0 test server without network: remote delivery disabled"', "",
                       "[[route]]", 'transport = "no-network"', ""]
+        # Many test sender domains publish only TXT records (or there is no
+        # DNS at all): the issue 5 default (reject_unknown_sender_domain = true)
+        # is tested where the test DNS has A/MX records for the senders; None
+        # leaves tern's default. A value in extra_config's [policy] wins.
+        if reject_unknown_sender_domain is not None and \
+                not re.search(r"^\s*reject_unknown_sender_domain\s*=", extra_config, re.M):
+            key = "reject_unknown_sender_domain = " + ("true" if reject_unknown_sender_domain else "false")
+            if re.search(r"^\[policy\][ \t]*$", extra_config, re.M):
+                extra_config = re.sub(r"^\[policy\][ \t]*$", lambda m: "[policy]\n" + key, extra_config, count=1,
+                                      flags=re.M)
+            else:
+                lines += ["[policy]", key, ""]
         if extra_config:  # more TOML appended as is (e.g. [[transport]] / [[route]] tables)
             lines += [extra_config, ""]
         with open(self.config_path, "w") as f:

@@ -43,6 +43,9 @@ def dns_and_keys(tmp_path):
     dns.txt("_dmarc." + SENDER_DOMAIN, "v=DMARC1; p=reject; adkim=s")
     dns.txt(OTHER_DOMAIN, "v=spf1 ip4:192.0.2.0/24 -all")
     dns.txt("_dmarc." + OTHER_DOMAIN, "v=DMARC1; p=quarantine")
+    # MX records: both sender domains pass reject_unknown_sender_domain (on, tern's default).
+    dns.mx(SENDER_DOMAIN, "mx." + SENDER_DOMAIN)
+    dns.mx(OTHER_DOMAIN, "mx." + OTHER_DOMAIN)
     dns.start()
     yield dns, key, ed_key, {"s1": txt, "e1": ed_txt}
     dns.stop()
@@ -59,7 +62,7 @@ def ar_of(msg):
 
 def test_signed_message_gets_pass_results_above_received(tern_factory, dns_and_keys):
     dns, key, _, records = dns_and_keys
-    t = tern_factory(dns=[dns.address])
+    t = tern_factory(dns=[dns.address], reject_unknown_sender_domain=None)
     signed = tern_cli("dkim", "sign", "--key", key, "--domain", SENDER_DOMAIN, "--selector", "s1",
                       stdin=message("bob@" + SENDER_DOMAIN, "signed one").encode()).stdout
     with smtplib.SMTP("127.0.0.1", t.ports["mx"], local_hostname="mail.sender.test", timeout=30) as s:
@@ -89,7 +92,7 @@ def test_unsigned_spoof_gets_fail_results_but_is_recorded_not_rejected(tern_fact
     dns, _, _, _ = dns_and_keys
     # SPF/DMARC enforcement (issue 5) set to tag-only: this test is about the
     # recorded results; rejection is covered by test_policy_identity.py.
-    t = tern_factory(dns=[dns.address], extra_config='[policy]\nspf_fail = "tag"\ndmarc_quarantine = "tag"\n')
+    t = tern_factory(dns=[dns.address], reject_unknown_sender_domain=None, extra_config='[policy]\nspf_fail = "tag"\ndmarc_quarantine = "tag"\n')
     with smtplib.SMTP("127.0.0.1", t.ports["mx"], local_hostname="mail.sender.test", timeout=30) as s:
         s.sendmail("bob@" + OTHER_DOMAIN, ["alice@example.test"],
                    message("bob@" + OTHER_DOMAIN, "spoof one").encode())
@@ -104,7 +107,7 @@ def test_unsigned_spoof_gets_fail_results_but_is_recorded_not_rejected(tern_fact
 
 def test_ed25519_signature_and_forged_results_removed(tern_factory, dns_and_keys):
     dns, _, ed_key, _ = dns_and_keys
-    t = tern_factory(dns=[dns.address])
+    t = tern_factory(dns=[dns.address], reject_unknown_sender_domain=None)
     forged = "Authentication-Results: mx.example.test; dkim=pass header.d=bank.test\r\n"
     signed = tern_cli("dkim", "sign", "--key", ed_key, "--domain", SENDER_DOMAIN, "--selector", "e1",
                       stdin=(forged + message("bob@" + SENDER_DOMAIN, "ed one")).encode()).stdout

@@ -166,3 +166,72 @@ def test_require_helo(tern_factory):
     with RawSmtp(strict.addr("mx")) as c:
         assert c.reply()[0] == 220
         assert c.cmd("MAIL FROM:<" + SENDER + ">") == (503, ["5.5.1 Send HELO/EHLO first"])
+
+
+def test_reject_unknown_sender_domain(tern_factory, tmp_path):
+    """reject_unknown_sender_domain (on by default) at MAIL FROM: a domain
+    without MX, A or AAAA gets 550 5.1.8, a null MX (RFC 7505) 550 5.7.27, a
+    lookup that fails (SERVFAIL) 450 4.1.8; a domain with an address record is
+    accepted and its message delivered."""
+    dns = DnsServer(str(tmp_path), zones=("test",))
+    dns.txt("txtonly.test", "v=spf1 -all")  # exists, but no MX/A/AAAA
+    dns.mx("nullmx.test", ".", 0)
+    dns.servfail("broken.test")
+    dns.host("hasaddress.test", "192.0.2.10")
+    dns.start()
+    try:
+        t = tern_factory(dns=[dns.address], reject_unknown_sender_domain=None)
+        for sender, expected in (("x@nowhere.test", (550, "5.1.8 Sender address rejected: domain not found")),
+                                 ("x@txtonly.test", (550, "5.1.8 Sender address rejected: domain not found")),
+                                 ("x@nullmx.test", (550, "5.7.27 Sender address rejected: domain does not accept "
+                                                         "mail (null MX)")),
+                                 ("x@broken.test", (450, "4.1.8 Sender address rejected: domain lookup failed "
+                                                         "temporarily, try later"))):
+            stage, code, text = transaction(t, sender, [RCPT], message("from " + sender, frm=sender))
+            assert (stage, code, text) == ("mail",) + expected, (sender, stage, code, text)
+        assert t.queue_list() == {}
+        assert "event=anti_abuse" in t.log_since_start() and "null MX" in t.log_since_start()
+
+        stage, code, text = transaction(t, "x@hasaddress.test", [RCPT], message("from an address", "x@hasaddress.test"))
+        assert (stage, code) == ("ok", 250), text
+        [msg] = wait_for_messages(t.maildir("alice"), 1)
+        assert msg["Subject"] == "from an address"
+        # The null sender (bounces, RFC 5321 §4.5.5) is never checked.
+        stage, code, text = transaction(t, "", [RCPT], message("a bounce", "MAILER-DAEMON@nowhere.test"))
+        assert (stage, code) == ("ok", 250), text
+
+        # Switched off, the unknown domain is accepted at MAIL FROM.
+        off = tern_factory(name="off", dns=[dns.address], reject_unknown_sender_domain=False)
+        stage, code, text = transaction(off, "x@nowhere.test", [RCPT], message("unchecked", "x@nowhere.test"))
+        assert (stage, code) == ("ok", 250), text
+    finally:
+        dns.stop()
+
+
+def test_bad_policy_files_stop_start_up(tern_factory, tmp_path):
+    """A sender/recipient access map with a syntax error or missing, or a
+    greylist file that cannot be opened, is a start-up error: `tern serve`
+    exits 1 naming the file (and line); `tern config check` reports the maps."""
+    import subprocess
+    from ternlib import TERN_BIN
+    bad = tmp_path / "sender_access"
+    bad.write_text("good@x.test OK\n@y.test FROBNICATE\n")
+    t = tern_factory(start=False, extra_config='[policy]\nsender_access = "%s"\n' % bad)
+    res = subprocess.run([TERN_BIN, "serve", "--config", t.config_path], capture_output=True, text=True, timeout=20)
+    assert res.returncode == 1, res
+    assert "event=startup_failed" in res.stderr and "%s:2:" % bad in res.stderr, res.stderr
+    res = t.run_cli(["config", "check"], check=False)
+    assert res.returncode == 1 and "policy.sender_access: %s:2:" % bad in res.stderr, res
+
+    missing = tmp_path / "no_such_map"
+    t2 = tern_factory(name="missing", start=False, extra_config='[policy]\nrecipient_access = "%s"\n' % missing)
+    res = subprocess.run([TERN_BIN, "serve", "--config", t2.config_path], capture_output=True, text=True, timeout=20)
+    assert res.returncode == 1 and str(missing) in res.stderr, res.stderr
+    res = t2.run_cli(["config", "check"], check=False)
+    assert res.returncode == 1 and str(missing) in res.stderr, res
+
+    t3 = tern_factory(name="greylist", start=False, extra_config="[policy]\ngreylist = { enabled = true }\n")
+    os.makedirs(os.path.join(t3.data_dir, "greylist"))  # a directory where the file should be
+    res = subprocess.run([TERN_BIN, "serve", "--config", t3.config_path], capture_output=True, text=True, timeout=20)
+    assert res.returncode == 1, res
+    assert "policy.greylist" in res.stderr and os.path.join(t3.data_dir, "greylist") in res.stderr, res.stderr
