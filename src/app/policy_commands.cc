@@ -1,7 +1,13 @@
 // `tern policy explain` (see policy_commands.h). The same decision functions
 // and DNS helpers as the SMTP session, on a private io_context with the
 // configured resolver. Recipients count as local when their domain is one of
-// domains.local (the user directory is not consulted).
+// domains.local (the user directory is not consulted). The anti-abuse checks
+// of [policy] (src/policy/checks.h) are shown at the stage the session runs
+// them: DNSBL and iprev looked up at connect, the HELO FQDN check, the sender
+// checks and reject_unknown_sender_domain at MAIL FROM (the DNSBL verdict is
+// applied there too), recipient_access at RCPT TO. Rate limits and
+// greylisting depend on the running server's state and are shown as not
+// evaluated; the access maps are read from their files without changing them.
 #include "app/policy_commands.h"
 
 #include <algorithm>
@@ -18,8 +24,12 @@
 #include "base/strings.h"
 #include "dns/unbound_resolver.h"
 #include "mail/message.h"
+#include "policy/access_map.h"
 #include "policy/decision.h"
 #include "policy/decision_dns.h"
+#include "policy/dnsbl.h"
+#include "policy/helo.h"
+#include "policy/iprev.h"
 #include "server/server.h"
 
 namespace tern::app {
@@ -53,9 +63,113 @@ void print_decision(const std::string& label, const policy::Decision& d) {
   std::printf("%-18s reply: %s\n", label.c_str(), reply.c_str());
 }
 
+// The anti-abuse checks that apply to this client (issue 5 item 4): only
+// unauthenticated clients outside the trusted networks on an mx listener.
+struct AntiAbuseFacts {
+  bool applies = false;
+  std::optional<policy::AccessMap> sender_access;
+  std::optional<policy::AccessMap> recipient_access;
+};
+
+// A verdict as one explain line: pass | ok | tempfail | reject | discard.
+policy::Check verdict_check(const std::string& name, const policy::Verdict& v) {
+  static const char* const kResults[] = {"pass", "ok", "tempfail", "reject", "discard"};
+  std::string detail = v.explanation;
+  if (v.refused()) detail += (detail.empty() ? "" : "; ") + std::string("reply ") + v.error().to_string();
+  return {name, kResults[static_cast<int>(v.action)], detail};
+}
+
+// Applies a refusing verdict to the stage's decision (the first refusal wins).
+void refuse_with(policy::Decision& d, const policy::Verdict& v) {
+  if (!d.accepted || !v.refused()) return;
+  d.accepted = false;
+  d.code = v.code;
+  d.enhanced = v.enhanced;
+  d.text = v.text;
+}
+
 asio::awaitable<Report> explain(dns::Resolver& r, const config::Config& cfg, policy::SessionFacts facts, IpAddress ip,
-                                std::vector<std::string> rcpts, const mail::Message* message) {
+                                std::vector<std::string> rcpts, const mail::Message* message,
+                                const AntiAbuseFacts& abuse) {
   Report report;
+  const config::PolicyConfig& pc = cfg.policy;
+  policy::Verdict dnsbl = policy::Verdict::pass("dnsbl: not checked");
+  bool sender_ok = false;  // sender_access OK: the remaining sender checks and greylisting are skipped
+  if (abuse.applies) {
+    // Connect: rate limit (stateful), then DNSBL and iprev lookups, concurrently in the session.
+    policy::Decision connect;
+    connect.checks.push_back(
+        {"rate_limit", "not evaluated (stateful)",
+         pc.rate_limit.connections_per_minute_per_ip
+             ? std::to_string(pc.rate_limit.connections_per_minute_per_ip) + " connections per minute per IP"
+             : "unlimited"});
+    dnsbl = co_await policy::check_dnsbl(r, ip, pc.dnsbl);
+    // Refused at MAIL FROM (below), so that the refusal can be logged with the envelope.
+    connect.checks.push_back({"dnsbl", dnsbl.refused() ? "listed" : "not listed", dnsbl.explanation});
+    policy::IprevResult iprev = co_await policy::check_iprev(r, ip);
+    connect.checks.push_back({"iprev", policy::iprev_code_name(iprev.code),
+                              iprev.name.empty() ? iprev.explanation : iprev.name + "; " + iprev.explanation});
+    report.stages.push_back({"connect", connect});
+
+    // HELO/EHLO (RFC 5321 §4.1.1.1).
+    policy::Decision helo;
+    policy::Verdict fqdn = policy::check_helo_fqdn(facts.helo, pc.reject_non_fqdn_helo);
+    helo.checks.push_back(verdict_check("helo_fqdn", fqdn));
+    refuse_with(helo, fqdn);
+    report.stages.push_back({"helo", helo});
+    if (!helo.accepted) {
+      report.final_reply = helo.reply_line();
+      co_return report;
+    }
+
+    // MAIL FROM: the checks without DNS, the DNSBL verdict, the sender domain.
+    policy::Decision mail;
+    policy::Verdict v = policy::check_helo_required(true, pc.require_helo);
+    mail.checks.push_back(verdict_check("require_helo", v));
+    v = policy::check_sender_fqdn(facts.mail_from, pc.reject_non_fqdn_sender);
+    mail.checks.push_back(verdict_check("sender_fqdn", v));
+    refuse_with(mail, v);
+    policy::Verdict::Action sender_action = policy::Verdict::Action::kContinue;
+    if (abuse.sender_access && mail.accepted) {
+      v = abuse.sender_access->check(facts.mail_from, ip);
+      mail.checks.push_back(verdict_check("sender_access", v));
+      refuse_with(mail, v);
+      sender_action = v.action;
+      sender_ok = v.action == policy::Verdict::Action::kAccept;
+      if (v.action == policy::Verdict::Action::kDiscard) {
+        mail.checks.push_back({"discard", "yes", "250 at end of data, the message is dropped"});
+      }
+    }
+    if (mail.accepted && sender_action == policy::Verdict::Action::kContinue) {
+      mail.checks.push_back({"message_rate", "not evaluated (stateful)",
+                             pc.rate_limit.messages_per_hour_per_ip
+                                 ? std::to_string(pc.rate_limit.messages_per_hour_per_ip) + " messages per hour per IP"
+                                 : "unlimited"});
+    }
+    if (mail.accepted && !sender_ok) {
+      mail.checks.push_back(verdict_check("dnsbl", dnsbl));
+      refuse_with(mail, dnsbl);
+    }
+    if (mail.accepted && !sender_ok) {
+      // (Not a conditional expression: GCC 12 destroys a co_await temporary there twice.)
+      v = policy::Verdict::pass("sender domain: not checked (off)");
+      if (pc.reject_unknown_sender_domain) v = co_await policy::check_sender_domain(r, facts.mail_from);
+      mail.checks.push_back(verdict_check("sender_domain", v));
+      refuse_with(mail, v);
+    }
+    report.stages.push_back({"mail anti-abuse", mail});
+    if (!mail.accepted) {
+      report.final_reply = mail.reply_line();
+      co_return report;
+    }
+  } else {
+    policy::Decision skipped;
+    skipped.checks.push_back({"anti_abuse", "skipped",
+                              !facts.mx_listener    ? "not an mx listener"
+                              : facts.authenticated ? "authenticated client"
+                                                    : "trusted network"});
+    report.stages.push_back({"connect", skipped});
+  }
   // MAIL FROM: the EHLO lookup only when the relaxed heuristic needs it.
   if (facts.mode == policy::IdentityMode::kRelaxed &&
       policy::identity_rule_applies(facts, policy::domain_of(facts.mail_from))) {
@@ -93,6 +207,30 @@ asio::awaitable<Report> explain(dns::Resolver& r, const config::Config& cfg, pol
       for (const auto& f : results) {
         d.checks.push_back({"forwarder", auth::spf_code_name(f.code), "SPF of " + f.domain + " for " + f.recipient});
         checked.forwarders.push_back(f);
+      }
+    }
+    if (d.accepted && abuse.applies) {
+      // After the session's own relay / unknown-user checks (checks.h step 7):
+      // recipient_access, then greylisting unless an access map said OK.
+      bool rcpt_ok = false;
+      if (abuse.recipient_access) {
+        policy::Verdict v = abuse.recipient_access->check(rcpt);
+        d.checks.push_back(verdict_check("recipient_access", v));
+        if (v.refused()) {
+          refuse_with(d, v);
+          d.text = "<" + rcpt + ">: " + v.text;
+        }
+        rcpt_ok = v.action == policy::Verdict::Action::kAccept;
+      }
+      if (d.accepted) {
+        const char* greylist = !pc.greylist.enabled   ? "off"
+                               : rcpt_ok || sender_ok ? "skipped"
+                                                      : "not evaluated (stateful)";
+        d.checks.push_back({"greylist", greylist,
+                            !pc.greylist.enabled ? ""
+                            : rcpt_ok            ? "recipient_access OK"
+                            : sender_ok          ? "sender_access OK"
+                                                 : "the first attempt of a new triplet gets 451 4.7.1"});
       }
     }
     report.stages.push_back({"rcpt " + rcpt, d});
@@ -194,9 +332,27 @@ int policy_command(const std::vector<std::string>& p, const std::map<std::string
     std::fprintf(stderr, "tern policy explain: dns: %s\n", resolver.error().text.c_str());
     return 1;
   }
+  AntiAbuseFacts abuse;
+  abuse.applies = facts.mx_listener && !facts.authenticated && !facts.trusted_network;
+  if (!cfg.policy.sender_access.empty()) {
+    auto map = policy::AccessMap::load(cfg.policy.sender_access, policy::AccessMapKind::kSender);
+    if (!map) {
+      std::fprintf(stderr, "tern policy explain: policy.sender_access: %s\n", map.error().text.c_str());
+      return 1;
+    }
+    abuse.sender_access = std::move(*map);
+  }
+  if (!cfg.policy.recipient_access.empty()) {
+    auto map = policy::AccessMap::load(cfg.policy.recipient_access, policy::AccessMapKind::kRecipient);
+    if (!map) {
+      std::fprintf(stderr, "tern policy explain: policy.recipient_access: %s\n", map.error().text.c_str());
+      return 1;
+    }
+    abuse.recipient_access = std::move(*map);
+  }
   const mail::Message* msg = message ? &*message : nullptr;
   IpAddress client = ip->unmapped();
-  auto future = asio::co_spawn(ctx, explain(**resolver, cfg, facts, client, rcpts, msg), asio::use_future);
+  auto future = asio::co_spawn(ctx, explain(**resolver, cfg, facts, client, rcpts, msg, abuse), asio::use_future);
   ctx.run();
   Report report = future.get();
   for (const auto& [label, d] : report.stages) print_decision(label, d);

@@ -235,3 +235,56 @@ def test_bad_policy_files_stop_start_up(tern_factory, tmp_path):
     res = subprocess.run([TERN_BIN, "serve", "--config", t3.config_path], capture_output=True, text=True, timeout=20)
     assert res.returncode == 1, res
     assert "policy.greylist" in res.stderr and os.path.join(t3.data_dir, "greylist") in res.stderr, res.stderr
+
+
+def test_policy_explain_anti_abuse(tern_factory, tmp_path):
+    """`tern policy explain` shows the anti-abuse checks at their stages: an
+    access-map reject at MAIL FROM, a DNSBL hit (looked up at connect, refused
+    at MAIL FROM), a recipient_access reject, and rate limits / greylisting as
+    not evaluated (they depend on the running server's state)."""
+    dns = DnsServer(str(tmp_path), zones=("test",))
+    dns.host("1.0.0.127.zen.dnsbl.test", "127.0.0.2")
+    dns.txt("1.0.0.127.zen.dnsbl.test", "Listed by the test list")
+    dns.mx("outside.test", "mx.outside.test")
+    dns.start()
+    senders = tmp_path / "sender_access"
+    senders.write_text("@spammer.test REJECT Go away\n@friend.test OK\n")
+    recipients = tmp_path / "recipient_access"
+    recipients.write_text("bob@example.test REJECT Mailbox closed\n")
+    try:
+        t = tern_factory(dns=[dns.address], reject_unknown_sender_domain=None, extra_config=(
+            '[policy]\nsender_access = "%s"\nrecipient_access = "%s"\ndnsbl = ["zen.dnsbl.test"]\n'
+            'greylist = { enabled = true }\nrate_limit = { connections_per_minute_per_ip = 30 }\n'
+            % (senders, recipients)))
+
+        def explain(mail_from, rcpt, ip="127.0.0.1"):
+            res = t.run_cli(["policy", "explain", "--ip", ip, "--helo", "mail.outside.test",
+                             "--mail-from", mail_from, "--rcpt", rcpt])
+            return res.stdout
+
+        out = explain("x@spammer.test", RCPT)
+        assert "rate_limit=not evaluated (stateful)" in out, out
+        assert "dnsbl=listed" in out and "zen.dnsbl.test" in out, out  # looked up at connect
+        assert "sender_access=reject" in out, out
+        assert out.rstrip().endswith("final: 550 5.7.1 Sender address rejected: Go away"), out
+
+        out = explain(SENDER, RCPT)
+        assert "sender_access=pass" in out and "dnsbl=reject" in out and "sender_domain" not in out, out
+        assert out.rstrip().endswith("final: 554 5.7.1 Service unavailable; client [127.0.0.1] blocked using "
+                                     "zen.dnsbl.test; Listed by the test list"), out
+
+        # A client the list does not know: the DNSBL passes, the sender domain is checked,
+        # recipient_access refuses bob; alice would only meet greylisting (not evaluated).
+        out = explain(SENDER, "bob@example.test", ip="127.0.0.9")
+        assert "dnsbl=pass" in out and "sender_domain=pass" in out, out
+        assert "recipient_access=reject" in out, out
+        assert out.rstrip().endswith("final: 550 5.7.1 <bob@example.test>: Recipient address rejected: "
+                                     "Mailbox closed"), out
+        out = explain(SENDER, RCPT, ip="127.0.0.9")
+        assert "greylist=not evaluated (stateful)" in out, out
+        out = explain("x@nowhere.test", RCPT, ip="127.0.0.9")
+        assert "sender_domain=reject" in out and "final: 550 5.1.8" in out, out
+        # Nothing was sent, queued or greylisted by explaining.
+        assert t.queue_list() == {} and "event=queued" not in t.log_since_start()
+    finally:
+        dns.stop()
