@@ -33,6 +33,7 @@
 #include "policy/decision.h"
 #include "policy/decision_dns.h"
 #include "policy/checks.h"
+#include "server/milter_chain.h"
 #include "server/received.h"
 #include "server/server.h"
 #include "smtp/session.h"
@@ -424,7 +425,30 @@ class Session : public std::enable_shared_from_this<Session> {
         co_return;
       }
     }
+    if (milters_) {
+      std::vector<std::string> args = milter_mail_args();
+      MilterVerdict v = co_await milters_->mail_from(from, args, auth_user_, mechanism_);
+      if (v.refused()) {
+        reject("mail", v.code, v.enhanced.c_str(), v.text);
+        mail_from_.clear();
+        co_return;
+      }
+      if (v.discarded()) discard_ = true;
+    }
     engine_.accept();
+  }
+
+  // The MAIL FROM parameters as the client sent them, for milters.
+  std::vector<std::string> milter_mail_args() const {
+    std::vector<std::string> args;
+    if (mail_params_.size) args.push_back("SIZE=" + std::to_string(*mail_params_.size));
+    if (mail_params_.body == smtp::Body::k8BitMime) args.push_back("BODY=8BITMIME");
+    if (mail_params_.body == smtp::Body::kBinaryMime) args.push_back("BODY=BINARYMIME");
+    if (mail_params_.smtputf8) args.push_back("SMTPUTF8");
+    if (mail_params_.ret == smtp::Ret::kFull) args.push_back("RET=FULL");
+    if (mail_params_.ret == smtp::Ret::kHdrs) args.push_back("RET=HDRS");
+    if (mail_params_.requiretls) args.push_back("REQUIRETLS");
+    return args;
   }
 
   asio::awaitable<void> on_rcpt(const smtp::EvRcpt& ev) {
@@ -496,6 +520,16 @@ class Session : public std::enable_shared_from_this<Session> {
         co_return;
       }
     }
+    if (milters_) {
+      std::vector<std::string> args;
+      MilterVerdict v =
+          co_await milters_->rcpt_to(addr, args, lookup != users::Directory::Lookup::kNotLocal);
+      if (v.refused()) {
+        reject("rcpt", v.code, v.enhanced.c_str(), "<" + addr + ">: " + v.text);
+        co_return;
+      }
+      if (v.discarded()) discard_ = true;
+    }
     for (auto& r : expanded) {
       bool dup = false;
       for (const auto& have : rcpts_) dup = dup || have.address == r.address;
@@ -541,6 +575,8 @@ class Session : public std::enable_shared_from_this<Session> {
     signing_ = signer != nullptr && signer->trusted_origin(auth_user_, config::role_name(listener_.role), peer_);
     keep_copy_ = verify_inbound() || signing_;
     auth_copy_.clear();
+    milter_copy_ = milters_ != nullptr && milters_->wants_message() && !discard_;
+    milter_content_.clear();
     engine_.accept();
   }
 
@@ -632,6 +668,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void spool_append(std::string_view bytes) {
+    if (milter_copy_) milter_content_.append(bytes);
     if (!writer_ || write_failed_) return;
     if (auto s = writer_->append(bytes); !s) {
       write_failed_ = true;
@@ -698,6 +735,111 @@ class Session : public std::enable_shared_from_this<Session> {
     header_buf_.shrink_to_fit();
   }
 
+  // Runs the milters over the spooled content and applies what they decided
+  // to `env` and the spool. Returns true when the transaction is finished
+  // (refused, discarded, or a spool error was answered).
+  asio::awaitable<bool> run_milters(queue::Envelope& env) {
+    milter_rewritten_ = false;
+    MilterMessage message;
+    message.content = std::move(milter_content_);
+    milter_content_.clear();
+    message.mail_from = env.mail_from;
+    MilterVerdict v = co_await milters_->end_of_data(env.id, message);
+    if (v.refused()) {
+      reject("data", v.code, v.enhanced.c_str(), v.text);
+      reset_transaction();
+      co_return true;
+    }
+    if (v.discarded()) {
+      log::info("discarded").kv("session", id_).kv("client", peer_).kv("from", mail_from_).kv("by", v.milter);
+      reply(250, "2.0.0", "Ok: discarded");
+      reset_transaction();
+      co_return true;
+    }
+    // Envelope changes (SMFIR_CHGFROM, SMFIR_DELRCPT, SMFIR_ADDRCPT).
+    env.mail_from = message.mail_from;
+    for (const auto& gone : message.delete_rcpts) {
+      std::erase_if(env.recipients, [&](const queue::Recipient& r) {
+        return iequals(r.address, gone) || iequals(r.original, gone);
+      });
+    }
+    // Added recipients go through the local directory like RCPT TO would
+    // (aliases, unknown users); remote ones are relayed as given.
+    const auto& dir = *users_->directory;
+    for (const auto& added : message.add_rcpts) {
+      std::vector<std::string> targets;
+      auto lookup = dir.check(added);
+      if (lookup == users::Directory::Lookup::kUnknown) {
+        log::warn("milter_rcpt_unknown").kv("session", id_).kv("rcpt", added);
+        continue;
+      }
+      if (lookup == users::Directory::Lookup::kNotLocal) {
+        targets.push_back(added);
+      } else if (auto dests = dir.expand(added)) {
+        for (const auto& d : *dests) {
+          targets.push_back(d.kind == users::Destination::kMailbox && !d.detail.empty()
+                                ? d.user + "+" + d.detail + "@" + d.domain
+                                : d.address);
+        }
+      } else {
+        log::warn("milter_rcpt_unknown").kv("session", id_).kv("rcpt", added).kv("error", dests.error().text);
+        continue;
+      }
+      for (auto& target : targets) {
+        bool dup = false;
+        for (const auto& have : env.recipients) dup = dup || iequals(have.address, target);
+        if (dup || target.empty()) continue;
+        queue::Recipient r;
+        r.address = std::move(target);
+        r.original = added;
+        env.recipients.push_back(std::move(r));
+      }
+    }
+    if (message.quarantine) {
+      // SMFIR_QUARANTINE: kept on hold until an administrator releases it.
+      env.held = true;
+      env.attributes["milter.quarantine"] = *message.quarantine;
+      log::info("quarantined").kv("session", id_).kv("id", env.id).kv("reason", *message.quarantine);
+    }
+    if (env.recipients.empty()) {
+      log::info("discarded").kv("session", id_).kv("client", peer_).kv("why", "milter removed every recipient");
+      reply(250, "2.0.0", "Ok: discarded");
+      reset_transaction();
+      co_return true;
+    }
+    if (message.content_changed) {
+      // Header or body changes: spool the new content under a new queue id
+      // (the old writer is aborted) and fix the id in our Received field.
+      auto w = server_.deps().spool->create();
+      if (!w) {
+        log::error("spool_error").kv("session", id_).kv("error", w.error().text);
+        reject("data", 451, "4.3.0", "Local error: queue file write error");
+        reset_transaction();
+        co_return true;
+      }
+      std::string old_id = env.id;
+      std::string new_id = (*w)->id();
+      size_t at = message.content.find("id " + old_id);
+      if (at != std::string::npos && at < received_header_.size()) {
+        message.content.replace(at + 3, old_id.size(), new_id);
+      }
+      writer_ = std::move(*w);
+      write_failed_ = false;
+      spool_append(message.content);
+      if (!writer_ || write_failed_) {
+        reject("data", 451, "4.3.0", "Local error: queue file write error");
+        reset_transaction();
+        co_return true;
+      }
+      env.id = new_id;
+      env.size = writer_->size();
+      milter_rewritten_ = true;
+      milter_signed_copy_ = std::move(message.content);
+      log::info("milter_rewrote").kv("session", id_).kv("old_id", old_id).kv("id", new_id);
+    }
+    co_return false;
+  }
+
   asio::awaitable<void> on_data_end(const smtp::EvDataEnd& ev) {
     if (!ev.problem && !headers_done_) finish_headers(header_buf_.size());
     if (ev.problem) {
@@ -733,9 +875,10 @@ class Session : public std::enable_shared_from_this<Session> {
     env.listener = config::role_name(listener_.role);
     env.protocol = protocol_;
     env.size = writer_->size();
+    std::string copy;  // what DKIM signing covers
     if (keep_copy_) {
       keep_copy_ = false;
-      std::string copy = signing_ && verify_inbound() ? auth_copy_ : std::string();
+      copy = signing_ && verify_inbound() ? auth_copy_ : std::string();
       if (signing_ && !verify_inbound()) copy = std::move(auth_copy_);
       if (verify_inbound()) {
         policy::Decision decision = co_await authenticate(env);
@@ -746,12 +889,21 @@ class Session : public std::enable_shared_from_this<Session> {
           co_return;
         }
       }
-      // Signed once, before the message is queued, over what will leave the
-      // queue (RFC 6376 §5); the fields are prepended at delivery.
-      if (signing_) {
-        if (auto n = server_.deps().signer->sign_into(env, copy); !n) {
-          log::warn("dkim_sign_failed").kv("session", id_).kv("id", env.id).kv("error", n.error().text);
-        }
+    }
+    if (milter_copy_) {
+      // Issue 5 item 5: the milters see the message after tern's own checks
+      // and before it is signed and queued (as with Postfix's smtpd_milters).
+      milter_copy_ = false;
+      bool finished = co_await run_milters(env);
+      if (finished) co_return;
+      if (milter_rewritten_ && signing_) copy = milter_signed_copy_;
+      milter_signed_copy_.clear();
+    }
+    // Signed once, before the message is queued, over what will leave the
+    // queue (RFC 6376 §5); the fields are prepended at delivery.
+    if (signing_) {
+      if (auto n = server_.deps().signer->sign_into(env, copy); !n) {
+        log::warn("dkim_sign_failed").kv("session", id_).kv("id", env.id).kv("error", n.error().text);
       }
     }
     if (auto s = writer_->finish(env); !s) {
@@ -857,6 +1009,17 @@ class Session : public std::enable_shared_from_this<Session> {
           co_return true;
         }
       }
+      if (milters_) {
+        // Named arguments: GCC 12 mishandles temporaries passed into a co_await.
+        std::string tls_version = tls_info_ ? tls_info_->version : std::string();
+        std::string cipher = tls_info_ ? tls_info_->cipher : std::string();
+        int bits = tls_info_ ? tls_info_->bits : 0;
+        MilterVerdict v = co_await milters_->helo(ev->name, tls_version, cipher, bits);
+        if (v.refused()) {
+          reject("helo", v.code, v.enhanced.c_str(), v.text);
+          co_return true;
+        }
+      }
       engine_.accept_helo();
       co_return true;
     }
@@ -902,6 +1065,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (std::holds_alternative<smtp::EvRset>(event)) {
       reset_transaction();
+      if (milters_) co_await milters_->abort();
       co_return true;
     }
     // EvQuit, EvClose: the engine queued its last reply.
@@ -959,6 +1123,11 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string helo_checked_;                       // EHLO name already looked up in DNS
   std::optional<bool> helo_resolves_;
   bool keep_copy_ = false;
+  std::unique_ptr<MilterChain> milters_;  // [[milter]] (issue 5 item 5); null: none configured
+  bool milter_copy_ = false;              // milter_content_ collects what is spooled
+  std::string milter_content_;
+  bool milter_rewritten_ = false;   // the milters changed the content (spooled anew)
+  std::string milter_signed_copy_;  // that content, for DKIM signing
   bool signing_ = false;  // this message gets DKIM-signed at end of data
   std::string auth_copy_;  // the message as received, for end-of-data verification
   std::string header_buf_;  // header section held back until its end is seen
@@ -1004,6 +1173,27 @@ asio::awaitable<void> Session::run() {
   arm(std::chrono::seconds(cfg_.limits.timeout_command));
   asio::co_spawn(sock_.get_executor(), watchdog_main(shared_from_this()), asio::detached);
 
+  if (!cfg_.milters.empty()) {
+    // Issue 5 item 5: the milters see the connection before the greeting.
+    milters_ = std::make_unique<MilterChain>(sock_.get_executor(), cfg_.milters);
+    MilterConnection c;
+    c.our_hostname = cfg_.server.hostname;
+    c.daemon_name = config::role_name(listener_.role);
+    auto local = sock_.local_endpoint(ec);
+    if (!ec) {
+      c.daemon_addr = local.address().to_string();
+      c.daemon_port = local.port();
+    }
+    auto remote = sock_.remote_endpoint(ec);
+    if (!ec) c.client_port = remote.port();
+    c.client_addr = peer_;
+    c.ipv6 = peer_ip_.v6;
+    MilterVerdict v = co_await milters_->connect(c);
+    if (v.refused()) {
+      log::info("milter_connect_refused").kv("session", id_).kv("client", peer_).kv("milter", v.milter);
+    }
+  }
+
   bool ok_run = true;
   if (listener_.role == config::ListenerRole::kSubmissions) {
     ok_run = co_await start_tls();
@@ -1042,6 +1232,10 @@ asio::awaitable<void> Session::run() {
     }
   }
   done_ = true;
+  if (milters_) {
+    co_await milters_->abort();
+    co_await milters_->quit();
+  }
   timer_.cancel();
   if (writer_) writer_.reset();
   if (tls_) {
