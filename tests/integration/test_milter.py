@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from ternlib import maildir_files, read_message, wait_for_messages, wait_until
+from ternlib import PASSWORDS, client_tls_context, maildir_files, read_message, wait_for_messages, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 POLICY_MILTER = os.path.join(HERE, "milters", "policy_milter.py")
@@ -174,7 +174,11 @@ sys.exit(0 if dkim.verify(data, dnsfunc=dns) else 1)
 """
 
 
-def test_opendkim_signing_milter(tern_factory, world_readable_tmp):
+@pytest.mark.parametrize("origin", ["trusted-network", "authenticated"])
+def test_opendkim_signing_milter(tern_factory, world_readable_tmp, origin):
+    """OpenDKIM signs mail from its InternalHosts (here 127.0.0.1, tern's
+    trusted network) and, with InternalHosts elsewhere, mail whose MAIL FROM
+    came with the {auth_authen} macro of an AUTH login on the submission port."""
     if not os.access("/usr/sbin/opendkim", os.X_OK):
         pytest.fail("opendkim is not installed (see the Makefile's PACKAGES)")
     d = world_readable_tmp
@@ -183,25 +187,43 @@ def test_opendkim_signing_milter(tern_factory, world_readable_tmp):
                    "2>/dev/null | base64 -w0 > %s/s1.public" % (key, key, d), shell=True, check=True)
     sock = os.path.join(d, "opendkim.sock")
     conf = os.path.join(d, "opendkim.conf")
+    internal = "127.0.0.1" if origin == "trusted-network" else "192.0.2.99"
     with open(conf, "w") as f:
         f.write("Mode s\nDomain example.test\nSelector s1\nKeyFile %s\nSocket local:%s\n"
                 "Canonicalization relaxed/relaxed\nSyslog no\nBackground no\nRequireSafeKeys no\n"
-                "InternalHosts 127.0.0.1\nPidFile %s/opendkim.pid\nUserID root\n" % (key, sock, d))
+                "InternalHosts %s\nPidFile %s/opendkim.pid\nUserID root\n" % (key, sock, internal, d))
     proc = subprocess.Popen(["/usr/sbin/opendkim", "-f", "-x", conf], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
         wait_for_socket(sock, proc, "opendkim")
-        t = tern_factory(trusted_networks=["127.0.0.0/8"], extra_config=milter_config("unix:" + sock))
-        # bob writes from the trusted network (InternalHosts): OpenDKIM signs.
-        stage, code, text = send(t, "alice@example.test", "signed by opendkim", sender="bob@example.test")
-        assert (stage, code) == ("ok", 250), text
+        if origin == "trusted-network":
+            t = tern_factory(trusted_networks=["127.0.0.0/8"], extra_config=milter_config("unix:" + sock))
+            # bob writes from the trusted network (InternalHosts): OpenDKIM signs.
+            stage, code, text = send(t, "alice@example.test", "signed by opendkim", sender="bob@example.test")
+            assert (stage, code) == ("ok", 250), text
+        else:
+            t = tern_factory(extra_config=milter_config("unix:" + sock))
+            # Neither internal nor authenticated: OpenDKIM leaves it unsigned.
+            stage, code, text = send(t, "alice@example.test", "not signed", sender="bob@example.test")
+            assert (stage, code) == ("ok", 250), text
+            [unsigned] = wait_for_messages(t.maildir("alice"), 1)
+            assert unsigned["Subject"] == "not signed" and unsigned["DKIM-Signature"] is None
+            for p in maildir_files(t.maildir("alice")):
+                os.unlink(p)
+            with smtplib.SMTP("127.0.0.1", t.ports["submission"], local_hostname="laptop.example.net",
+                              timeout=30) as s:
+                s.ehlo()
+                s.starttls(context=client_tls_context())
+                s.ehlo()
+                s.login("bob@example.test", PASSWORDS["bob@example.test"])
+                s.sendmail("bob@example.test", ["alice@example.test"],
+                           message("signed by opendkim", "alice@example.test", "bob@example.test"))
         [path] = wait_until(lambda: maildir_files(t.maildir("alice")) or None, what="delivery")
         with open(path, "rb") as f:
             delivered = f.read()
-        assert b"DKIM-Signature:" in delivered
         msg = read_message(path)
-        sig = " ".join(msg["DKIM-Signature"].split())
-        assert "d=example.test" in sig and "s=s1" in sig, sig
+        sigs = [" ".join(v.split()) for v in msg.get_all("DKIM-Signature", [])]
+        assert any("d=example.test" in v and "s=s1" in v for v in sigs), (sigs, delivered.decode())
         verify = os.path.join(d, "verify.py")
         with open(verify, "w") as f:
             f.write(VERIFY)
