@@ -307,6 +307,14 @@ class Session : public std::enable_shared_from_this<Session> {
       helo_checked_ = f.helo;
     }
     f.helo_resolves = helo_resolves_;
+    if (connect_dns_.started()) {
+      // The optional confirmation (issue 5 §1): the client IP's
+      // forward-confirmed reverse DNS name (iprev, looked up at connect) is
+      // the EHLO name.
+      policy::ConnectDnsResult connect = co_await connect_dns_.wait();
+      f.ptr_confirms_helo =
+          connect.iprev.code == policy::IprevResult::Code::kPass && iequals(connect.iprev.name, f.helo);
+    }
     co_return f;
   }
 

@@ -125,6 +125,11 @@ def test_relaxed_accepts_our_signed_mail_from_a_real_mx(tern_factory, world):
     ar = ar_of(msg)
     assert "x-tern-identity=relaxed-mx" in ar and "dkim=pass" in ar and "spf=fail" in ar, ar
     assert "identity=relaxed-mx" in t.log_since_start()
+    # dnsmasq's host record gives 127.0.0.1 the PTR name mail.outside.test:
+    # forward-confirmed reverse DNS that names the EHLO host (the optional
+    # confirmation of the relaxed heuristic) is recorded.
+    assert "iprev=pass" in ar, ar
+    assert "confirmed by PTR" in t.log_since_start()
     # The relaxed-mx path is not a relay.
     stage, code, text = transaction(t, MX_HELO, "bob@" + OUR, ["someone@faraway.test"], b"x\r\n")
     assert (stage, code) == ("rcpt", 550) and text.startswith("5.7.1"), text
