@@ -138,7 +138,14 @@ CommandHandler make_queue_handler(queue::QueueManager& queue, queue::Spool& spoo
       std::string out = format_envelope(*env);
       out += format_dsn(*env);
       out += "    client=" + env->client_ip + " helo=" + env->client_helo + " protocol=" + env->protocol +
-             (env->auth_user.empty() ? "" : " auth=" + env->auth_user) + "\n\n";
+             (env->auth_user.empty() ? "" : " auth=" + env->auth_user) + "\n";
+      // What the inbound checks recorded (auth.*, policy.*, a milter's
+      // quarantine reason); the header fields to prepend show in the content.
+      for (const auto& [key, value] : env->attributes) {
+        if (key == queue::kPrependAttribute) continue;
+        out += "    " + key + "=" + one_line(value) + "\n";
+      }
+      out += "\n";
       out += *content;
       return out;
     }

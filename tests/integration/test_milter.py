@@ -141,6 +141,11 @@ def test_python_milter_verdicts_and_modifications(tern_factory, policy_milter):
     assert t.queue_list()[held_id]["held"], t.queue_list()
     time.sleep(0.5)
     assert "held" not in {m["Subject"] for m in wait_for_messages(t.maildir("alice"), 3)}
+    # The reason is kept with the message; an administrator releases it.
+    assert "held for review" in t.queue("show", held_id).stdout
+    t.queue("release", held_id)
+    released = wait_for_messages(t.maildir("alice"), 4)
+    assert "held" in {m["Subject"] for m in released}
     assert "quarantined" in t.log_since_start()
     assert "discarded" in t.log_since_start()
 
