@@ -6,8 +6,8 @@
 //      <data_dir>/greylist)
 //   4. open the spool and recover: every acknowledged message is re-queued
 //   5. start the control socket, the delivery workers (local transport, and
-//      remote delivery with its DNS resolver thread, routes and transport
-//      passwords read at start), then accept mail
+//      remote delivery with its DNS resolver thread, routes, transport
+//      passwords and tls_ca_file trust anchors read at start), then accept mail
 // SIGTERM/SIGINT: stop accepting, let open transactions finish or 421 them,
 // finish delivery attempts in progress, complete pending syncs, exit 0.
 #include "app/serve.h"
@@ -45,10 +45,6 @@
 
 namespace tern::app {
 namespace {
-
-// Workers that only lease one message at a time for remote delivery, on top
-// of [delivery] workers (slow remote servers must not hold up local mail).
-constexpr size_t kRemoteWorkers = 16;
 
 std::string absolute(const std::string& path) {
   if (path.empty() || path.front() == '/') return path;
@@ -192,8 +188,31 @@ int serve(const config::Config& cfg_in) {
   auto passwords = scheduler::load_transport_passwords(remote_opts.routes);
   if (!passwords) return die(passwords.error().text);
   remote_opts.passwords = std::move(*passwords);
+  auto tls_contexts = scheduler::load_transport_tls_contexts(remote_opts.routes);
+  if (!tls_contexts) return die(tls_contexts.error().text);
+  remote_opts.tls_contexts = std::move(*tls_contexts);
+  for (const auto& t : remote_opts.routes.transports) {
+    if (!t.auth_user.empty() && !t.tls_verify && t.kind != config::TransportKind::kSocks5) {
+      log::warn("transport_tls_unverified")
+          .kv("transport", t.name)
+          .kv("note", "tls_verify = false: SMTP AUTH credentials go to a server whose certificate is not checked");
+    }
+  }
   remote_opts.max_connections = cfg.delivery.max_connections;
   remote_opts.max_connections_per_destination = cfg.delivery.max_connections_per_destination;
+  // RFC 5321 §4.5.3.2 client timeouts from [delivery]; the DATA command's own
+  // reply (§4.5.3.2.4, 2 minutes) and the TLS handshake keep their defaults.
+  {
+    using std::chrono::seconds;
+    delivery::SmtpTimeouts& t = remote_opts.timeouts;
+    t.connect = seconds(cfg.delivery.connect_timeout);
+    t.greeting = seconds(cfg.delivery.helo_timeout);
+    t.command = seconds(cfg.delivery.helo_timeout);
+    t.mail = seconds(cfg.delivery.command_timeout);
+    t.rcpt = seconds(cfg.delivery.command_timeout);
+    t.data_block = seconds(cfg.delivery.data_timeout);
+    t.data_final = seconds(cfg.delivery.data_done_timeout);
+  }
   auto resolver = delivery::BlockingResolver::create([&cfg](boost::asio::any_io_executor executor) {
     auto r = dns::UnboundResolver::create(std::move(executor), server::unbound_config(cfg));
     if (!r) return Result<std::unique_ptr<dns::Resolver>>(r.error());
@@ -210,7 +229,9 @@ int serve(const config::Config& cfg_in) {
   scheduler::AgentOptions agent_opts;
   agent_opts.local_domains = cfg.domains.local;
   agent_opts.workers = cfg.delivery.workers;
-  agent_opts.remote_workers = std::min<size_t>(kRemoteWorkers, cfg.delivery.max_connections);
+  // Remote workers lease one message at a time on top of [delivery] workers,
+  // so slow remote servers do not hold up local mail.
+  agent_opts.remote_workers = cfg.delivery.remote_workers;
   scheduler::DeliveryAgent agent(agent_opts, **spool, manager, clock, std::move(transport));
   agent.set_remote(&remote);
 

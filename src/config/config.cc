@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <set>
 #include <sstream>
 #include <toml++/toml.h>
@@ -178,7 +179,8 @@ void walk_transports(const Walker& w, const toml::table& root, Config& cfg) {
   if (!n->is_array_of_tables()) w.fail(n, "transport", "must be an array of tables ([[transport]])");
   for (const auto& e : *n->as_array()) {
     const auto& t = *e.as_table();
-    w.check_keys(t, "transport", {"name", "kind", "host", "auth_user", "auth_password_file", "message"});
+    w.check_keys(t, "transport",
+                 {"name", "kind", "host", "auth_user", "auth_password_file", "message", "tls_verify", "tls_ca_file"});
     Transport tr;
     auto name = w.string(t, "name", "transport");
     if (!name) w.fail(&e, "transport.name", "missing");
@@ -251,6 +253,24 @@ void walk_transports(const Walker& w, const toml::table& root, Config& cfg) {
       tr.message = *message;
     } else if (tr.kind == TransportKind::kFail) {
       w.fail(&e, "transport.message", "missing (a fail transport needs the reply, e.g. \"5.7.1 not allowed\")");
+    }
+
+    // Certificate verification of a smarthost / submission server. Never
+    // send AUTH to an unverified server unless the operator says so.
+    bool smarthost = tr.kind == TransportKind::kSmtp || tr.kind == TransportKind::kSubmission ||
+                     tr.kind == TransportKind::kSubmissions;
+    tr.tls_verify = tr.kind == TransportKind::kSubmission || tr.kind == TransportKind::kSubmissions;
+    if (auto v = w.boolean(t, "tls_verify", "transport")) {
+      if (!smarthost) w.fail(t.get("tls_verify"), "transport.tls_verify", "not used by " + kind_text);
+      tr.tls_verify = *v;
+    }
+    if (auto v = w.string(t, "tls_ca_file", "transport")) {
+      if (!smarthost) w.fail(t.get("tls_ca_file"), "transport.tls_ca_file", "not used by " + kind_text);
+      if (v->empty()) w.fail(t.get("tls_ca_file"), "transport.tls_ca_file", "must not be empty");
+      if (!tr.tls_verify) {
+        w.fail(t.get("tls_ca_file"), "transport.tls_ca_file", "only used with tls_verify = true");
+      }
+      tr.tls_ca_file = *v;
     }
     cfg.transports.push_back(std::move(tr));
   }
@@ -642,8 +662,10 @@ Config walk(const toml::table& root, const std::string& origin) {
   }
 
   if (const auto* t = w.table(root, "delivery", "")) {
-    w.check_keys(*t, "delivery",
-                 {"maildir", "lmtp", "workers", "detail_folder", "max_connections", "max_connections_per_destination"});
+    w.check_keys(
+        *t, "delivery",
+        {"maildir", "lmtp", "workers", "detail_folder", "max_connections", "max_connections_per_destination",
+         "remote_workers", "connect_timeout", "helo_timeout", "command_timeout", "data_timeout", "data_done_timeout"});
     if (auto v = w.integer(*t, "max_connections", "delivery", 1, 100000)) {
       cfg.delivery.max_connections = static_cast<uint32_t>(*v);
     }
@@ -653,6 +675,31 @@ Config walk(const toml::table& root, const std::string& origin) {
     if (cfg.delivery.max_connections_per_destination > cfg.delivery.max_connections) {
       w.fail(t->get("max_connections_per_destination"), "delivery.max_connections_per_destination",
              "must not exceed delivery.max_connections (" + std::to_string(cfg.delivery.max_connections) + ")");
+    }
+    // A remote worker holds at most one connection, so more workers than
+    // connections would only wait for slots.
+    if (auto v = w.integer(*t, "remote_workers", "delivery", 1, 1024)) {
+      if (*v > cfg.delivery.max_connections) {
+        w.fail(t->get("remote_workers"), "delivery.remote_workers",
+               "must not exceed delivery.max_connections (" + std::to_string(cfg.delivery.max_connections) + ")");
+      }
+      cfg.delivery.remote_workers = static_cast<uint32_t>(*v);
+    } else {
+      cfg.delivery.remote_workers = std::min(cfg.delivery.remote_workers, cfg.delivery.max_connections);
+    }
+    // SMTP client timeouts (RFC 5321 §4.5.3.2): durations between 1s and 1h.
+    const std::pair<const char*, uint32_t*> timeouts[] = {{"connect_timeout", &cfg.delivery.connect_timeout},
+                                                          {"helo_timeout", &cfg.delivery.helo_timeout},
+                                                          {"command_timeout", &cfg.delivery.command_timeout},
+                                                          {"data_timeout", &cfg.delivery.data_timeout},
+                                                          {"data_done_timeout", &cfg.delivery.data_done_timeout}};
+    for (const auto& [key, field] : timeouts) {
+      if (auto v = w.duration(*t, key, "delivery")) {
+        if (*v < 1 || *v > 3600) {
+          w.fail(t->get(key), std::string("delivery.") + key, "must be between 1s and 1h");
+        }
+        *field = static_cast<uint32_t>(*v);
+      }
     }
     if (auto v = w.boolean(*t, "detail_folder", "delivery")) cfg.delivery.detail_folder = *v;
     if (auto v = w.string(*t, "maildir", "delivery")) cfg.delivery.maildir = *v;
@@ -781,7 +828,8 @@ const char* transport_kind_name(TransportKind kind) {
 }
 
 const Transport* Config::find_transport(std::string_view name) const {
-  static const Transport kDirect{std::string(kDirectTransport), TransportKind::kDirect, std::nullopt, "", "", ""};
+  static const Transport kDirect{
+      std::string(kDirectTransport), TransportKind::kDirect, std::nullopt, "", "", "", false, ""};
   if (name == kDirectTransport) return &kDirect;
   for (const auto& t : transports) {
     if (t.name == name) return &t;

@@ -62,6 +62,15 @@ struct Transport {
   // fail: the reply recorded for every recipient, "5.7.1 not allowed". The
   // enhanced code (RFC 3463) decides: 4.x.x is retried, 5.x.x bounces.
   std::string message;
+  // smtp, submission, submissions: verify the server certificate (chain to a
+  // trust anchor, RFC 6125 name check against `host`) and treat a failure as
+  // a transient 4.7.5 error of the attempt. Default: true for submission and
+  // submissions (credentials are sent), false for smtp (opportunistic
+  // STARTTLS). Resolved at load time, so it always holds the effective value.
+  bool tls_verify = false;
+  // PEM trust anchors used instead of the system store when verifying
+  // (private CA); only with tls_verify. Read when `tern serve` starts.
+  std::string tls_ca_file;
 };
 
 // One route: when every given match field matches, use `transport`.
@@ -173,6 +182,15 @@ struct Config {
     // destination (MX host set or smarthost).
     uint32_t max_connections = 100;
     uint32_t max_connections_per_destination = 10;
+    // Remote delivery threads, each leasing one message at a time on top of
+    // `workers`; at most max_connections (default min(16, max_connections)).
+    uint32_t remote_workers = 16;
+    // SMTP client timeouts in seconds (RFC 5321 §4.5.3.2 minimums as defaults).
+    uint32_t connect_timeout = 30;     // TCP connect (and the SOCKS5 proxy exchange)
+    uint32_t helo_timeout = 300;       // §4.5.3.2.1 greeting; EHLO/HELO, STARTTLS, AUTH replies
+    uint32_t command_timeout = 300;    // §4.5.3.2.2 MAIL, §4.5.3.2.3 RCPT (and RSET)
+    uint32_t data_timeout = 180;       // §4.5.3.2.5: each block of content written
+    uint32_t data_done_timeout = 600;  // §4.5.3.2.6: the reply to the final "."
   } delivery;
 
   struct Aliases {

@@ -138,7 +138,9 @@ bool is_ip_literal(const std::string& host) {
 
 }  // namespace
 
-Result<std::shared_ptr<SSL_CTX>> make_client_tls_context(const std::string& ca_file) {
+namespace {
+
+Result<std::shared_ptr<SSL_CTX>> client_context(const std::string& ca_file, bool system_store) {
   ERR_clear_error();
   std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
   if (!ctx) return Error::local("TLS client context: " + openssl_error_text());
@@ -147,11 +149,29 @@ Result<std::shared_ptr<SSL_CTX>> make_client_tls_context(const std::string& ca_f
   // Verification runs and is recorded, but never aborts the handshake; the
   // caller's policy decides what an unverified peer means.
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
-  SSL_CTX_set_default_verify_paths(ctx.get());
+  if (system_store) SSL_CTX_set_default_verify_paths(ctx.get());
   if (!ca_file.empty() && SSL_CTX_load_verify_locations(ctx.get(), ca_file.c_str(), nullptr) != 1) {
     return Error::local("TLS trust anchors " + ca_file + ": " + openssl_error_text());
   }
   ERR_clear_error();
+  return ctx;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<SSL_CTX>> make_client_tls_context(const std::string& ca_file) {
+  return client_context(ca_file, true);
+}
+
+Result<std::shared_ptr<SSL_CTX>> make_client_tls_context_only(const std::string& ca_file) {
+  if (ca_file.empty()) return Error::local("TLS trust anchors: no CA file given");
+  auto ctx = client_context(ca_file, false);
+  if (!ctx) return ctx;
+  X509_STORE* store = SSL_CTX_get_cert_store(ctx->get());
+  STACK_OF(X509_OBJECT)* objects = store != nullptr ? X509_STORE_get0_objects(store) : nullptr;
+  if (objects == nullptr || sk_X509_OBJECT_num(objects) == 0) {
+    return Error::local("TLS trust anchors " + ca_file + ": no certificate in the file");
+  }
   return ctx;
 }
 

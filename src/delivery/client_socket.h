@@ -39,6 +39,10 @@ struct Endpoint {
 // tests). Peer verification never aborts a handshake; its outcome is reported
 // in TlsSessionInfo so the caller's policy decides (opportunistic TLS).
 Result<std::shared_ptr<SSL_CTX>> make_client_tls_context(const std::string& ca_file = "");
+// The same, trusting only the PEM certificates in `ca_file` (not the system
+// store): a smarthost's private CA, as Postfix's smtp_tls_CAfile without
+// tls_append_default_CA. A file without any certificate is an error.
+Result<std::shared_ptr<SSL_CTX>> make_client_tls_context_only(const std::string& ca_file);
 
 struct TlsHandshakeParams {
   std::string sni;                        // server name indication; empty or an IP literal: none sent

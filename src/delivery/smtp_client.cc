@@ -317,9 +317,13 @@ Status SmtpConnection::starttls() {
       .kv("verified", info->verified)
       .kv("verify_error", info->verify_error);
   if (policy.require_verified && !info->verified) {
+    // RFC 3207 §4.1 / RFC 8314 §4.1: an unverified server gets nothing more
+    // (no AUTH, no mail); the attempt is deferred.
+    std::string reason = info->verify_error.empty() ? "rejected by policy" : info->verify_error;
+    std::string name = params.verify_names.empty() ? policy.server_name : params.verify_names.front();
+    log::warn("smtp_tls_verify_failed").kv("server", name).kv("reason", reason).kv("peer_subject", info->peer_subject);
     quit();
-    return Error::temp("4.7.5", "TLS certificate verification failed: " +
-                                    (info->verify_error.empty() ? "rejected by policy" : info->verify_error));
+    return Error::temp("4.7.5", "TLS certificate verification failed for " + name + ": " + reason);
   }
   if (policy.implicit_tls) return ok();  // the greeting and EHLO follow
   // RFC 3207 §4.2: forget what was learnt in clear text and say EHLO again.
@@ -667,8 +671,15 @@ SendResult SmtpConnection::send(const OutboundMessage& message) {
   block.clear();
   stuffer.finish(block);
   if (auto st = socket_.send(block, t.data_block); !st) return abort(fail_session(st.error()));
+  // RFC 5321 §4.5.3.2.6: the reply to the final "." may take a while; losing
+  // it leaves the outcome unknown, so the recipients are retried and the
+  // message may arrive twice (§6.1). Say so in the recorded reply.
   auto final_reply = read(t.data_final);
-  if (!final_reply) return abort(final_reply.error());
+  if (!final_reply) {
+    Error e = final_reply.error();
+    e.text = "no reply to end of data (the message may arrive twice): " + e.text;
+    return abort(e);
+  }
   for (size_t i : accepted) results[i] = from_reply(message.recipients[i].address, *final_reply);
   return finish(std::nullopt);
 }

@@ -92,6 +92,18 @@ Result<std::map<std::string, std::string>> load_transport_passwords(const delive
   return out;
 }
 
+Result<std::map<std::string, std::shared_ptr<SSL_CTX>>> load_transport_tls_contexts(
+    const delivery::RouteTable& routes) {
+  std::map<std::string, std::shared_ptr<SSL_CTX>> out;
+  for (const auto& t : routes.transports) {
+    if (t.tls_ca_file.empty()) continue;
+    auto ctx = delivery::make_client_tls_context_only(t.tls_ca_file);
+    if (!ctx) return Error::local("transport \"" + t.name + "\": tls_ca_file: " + ctx.error().text);
+    out[t.name] = std::move(*ctx);
+  }
+  return out;
+}
+
 std::string strip_return_path(std::string_view content) {
   // RFC 5321 §4.4: "A message-originating SMTP system SHOULD NOT send a
   // message that already contains a Return-path header field"; only the
@@ -385,6 +397,17 @@ void RemoteDelivery::deliver_group(const queue::Envelope& env, Group& group, std
     } else {
       // RFC 3207 opportunistic; credentials never go out in clear.
       per_host.tls.mode = client.credentials ? delivery::TlsMode::kRequired : delivery::TlsMode::kOpportunistic;
+    }
+    if (transport.tls_verify && !is_direct(transport)) {
+      // The smarthost's certificate must chain to tls_ca_file (or the system
+      // store) and match the configured host name or address (RFC 6125 §6;
+      // SNI per RFC 6066 §3 for names). A failure is a transient 4.7.5 error
+      // of this attempt, before any AUTH or mail is sent.
+      per_host.tls.require_verified = true;
+      per_host.tls.server_name = c.name;
+      per_host.tls.verify_names = {c.name};
+      auto ctx = options_.tls_contexts.find(transport.name);
+      if (ctx != options_.tls_contexts.end()) per_host.tls.context = ctx->second;
     }
     if (per_host.tls.server_name.empty()) per_host.tls.server_name = c.name;
     if (!per_host.tls.context) per_host.tls.context = tls_context_;

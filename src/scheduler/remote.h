@@ -77,6 +77,9 @@ struct RemoteOptions {
   size_t max_recipients_per_transaction = 100;
   delivery::SmtpTimeouts timeouts;
   std::string ca_file;  // extra trust anchors for verifying peers (logged only in opportunistic mode)
+  // Client TLS contexts of transports with tls_ca_file, by transport name
+  // (load_transport_tls_contexts); other verifying transports use the system store.
+  std::map<std::string, std::shared_ptr<SSL_CTX>> tls_contexts;
 };
 
 // Outcome for one recipient, in the form the queue records it.
@@ -91,6 +94,10 @@ struct RemoteRecipientResult {
 // Reads each transport's auth_password_file (trailing newline removed).
 // The error names the transport and the file.
 Result<std::map<std::string, std::string>> load_transport_passwords(const delivery::RouteTable& routes);
+
+// Builds a client TLS context per transport with tls_ca_file, trusting only
+// the certificates in that file. The error names the transport and the file.
+Result<std::map<std::string, std::shared_ptr<SSL_CTX>>> load_transport_tls_contexts(const delivery::RouteTable& routes);
 
 // Removes every Return-Path field from the header section of `content`
 // (CRLF or LF line ends); the body and all other fields are kept as they are.

@@ -13,7 +13,7 @@ import signal
 import smtplib
 import subprocess
 
-from ternlib import free_port, wait_until
+from ternlib import client_tls_context, free_port, wait_until
 
 POSTFIX = "/usr/sbin/postfix"
 DOVECOT = "/usr/sbin/dovecot"
@@ -99,10 +99,12 @@ class RelayingPostfix:
     ("[127.0.0.1]:2525"): no local domains, no DNS. As a plain smarthost it
     accepts from 127.0.0.0/8; as a submission server (`submission_auth_socket`
     and `cert`/`key` given) it requires STARTTLS and SASL AUTH and relays only
-    for authenticated clients, noting the user in its Received header."""
+    for authenticated clients, noting the user in its Received header. With
+    `implicit_tls` it speaks TLS from the first byte (smtpd_tls_wrappermode,
+    the port 465 "submissions" service of RFC 8314)."""
 
     def __init__(self, root, relayhost, port=None, hostname="relay.example.net", submission_auth_socket=None,
-                 cert=None, key=None):
+                 cert=None, key=None, implicit_tls=False):
         self.root = root
         self.config_dir = os.path.join(root, "etc")
         self.queue_dir = os.path.join(root, "spool")
@@ -110,6 +112,8 @@ class RelayingPostfix:
         self.log = os.path.join(root, "maillog")
         self.port = port or free_port()
         self.hostname = hostname
+        self.implicit_tls = implicit_tls
+        assert submission_auth_socket or not implicit_tls, "implicit TLS is for a submission server"
         for d in (self.config_dir, self.queue_dir, self.data_dir):
             os.makedirs(d, exist_ok=True)
         shutil.copy("/etc/postfix/main.cf", self.config_dir)
@@ -161,7 +165,8 @@ class RelayingPostfix:
         # Its own port instead of 25; no chroot (the queue directory is private
         # and the SASL socket lies outside it).
         self.postconf(["-M#", "smtp/inet"])
-        self.postconf(["-M", "%d/inet=%d inet n - n - - smtpd" % (self.port, self.port)])
+        wrapper = " -o smtpd_tls_wrappermode=yes" if implicit_tls else ""
+        self.postconf(["-M", "%d/inet=%d inet n - n - - smtpd%s" % (self.port, self.port, wrapper)])
         self.postconf(["-F", "*/*/chroot=n"])
 
     def postconf(self, args):
@@ -187,9 +192,13 @@ class RelayingPostfix:
 
         def greets():
             try:
-                with smtplib.SMTP("127.0.0.1", self.port, timeout=2) as s:
+                if self.implicit_tls:
+                    client = smtplib.SMTP_SSL("127.0.0.1", self.port, timeout=2, context=client_tls_context())
+                else:
+                    client = smtplib.SMTP("127.0.0.1", self.port, timeout=2)
+                with client as s:
                     return s.noop()[0] == 250
-            except OSError:
+            except (OSError, smtplib.SMTPException):
                 return False
         wait_until(greets, 20, interval=0.2, what="private Postfix on port %d" % self.port)
         return self

@@ -89,7 +89,7 @@ class TernServer:
                  accounts=None, aliases=DEFAULT_ALIASES, trusted_networks=(), limits=None, lmtp=None,
                  listeners=("mx", "submission", "submissions"), queue=None, delivery_workers=None, user=None,
                  dns=None, authserv_id=None, detail_folder=False, extra_config="",
-                 verify_sender_identity="disabled", reject_unknown_sender_domain=False):
+                 verify_sender_identity="disabled", reject_unknown_sender_domain=False, delivery=None):
         self.root = os.path.join(root, name)
         os.makedirs(self.root, exist_ok=True)
         self.hostname = "mx.example.test"
@@ -131,6 +131,8 @@ class TernServer:
             lines += ["workers = %d" % delivery_workers]
         if detail_folder:
             lines += ["detail_folder = true"]
+        # More [delivery] keys, values as TOML text: {"data_done_timeout": '"2s"'}.
+        lines += ["%s = %s" % kv for kv in (delivery or {}).items()]
         lines += ["", "[aliases]", "file = " + toml_str(self.aliases_path), ""]
         lines += ["[accounts]", "file = " + toml_str(self.accounts_path), ""]
         if queue:

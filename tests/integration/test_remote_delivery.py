@@ -4,15 +4,17 @@ and A records served by a private dnsmasq. Checks direct MX delivery (one
 transaction per domain, fallthrough past an MX host that refuses
 connections), per-recipient outcomes (250 delivered, 450 stays queued, 550
 fails), what the peer receives (envelope, Received kept, Return-Path
-stripped), and routes: a smarthost ([[transport]] kind smtp) and a fail
-transport."""
+stripped), routes: a smarthost ([[transport]] kind smtp) and a fail
+transport, and the [delivery] data_done_timeout (RFC 5321 §4.5.3.2.6)
+against a peer that stalls after the final dot."""
 import smtplib
+import time
 
 import pytest
 
 from dnsserver import DnsServer
 from peers import SmtpPeer
-from ternlib import make_message, queued_id, wait_until
+from ternlib import free_port, make_message, queued_id, wait_until
 
 SENDER = "sender@example.net"
 
@@ -99,3 +101,35 @@ def test_smarthost_and_fail_transports(tern_factory, dns):
         log = t.log_since_start()
         assert "transport=deny" in log and "550 5.7.1 relaying to this domain is not allowed" in log
         assert "transport=hub" in log and "relay=127.0.0.3[127.0.0.3]:25" in log
+
+
+def test_data_done_timeout_defers_recipient(tern_factory):
+    # The smarthost takes the content, then says nothing for 8 s; tern waits
+    # data_done_timeout = "2s" for the reply to the final dot, gives up and
+    # keeps the recipient queued with the timeout as its last reply.
+    with SmtpPeer("127.0.0.1", free_port(), data_delay=8) as slow:
+        routes = "\n".join([
+            "[[transport]]", 'name = "slow"', 'kind = "smtp"', 'host = "127.0.0.1:%d"' % slow.controller.port, "",
+            "[[route]]", 'transport = "slow"', "",
+        ])
+        t = tern_factory(trusted_networks=["127.0.0.0/8"], extra_config=routes,
+                         delivery={"data_done_timeout": '"2s"', "command_timeout": 30})
+        started = time.monotonic()
+        qid = submit(t, ["late@slow.test"], make_message("stalled after dot", sender=SENDER, to="late@slow.test"))
+
+        def deferred():
+            q = t.queue_list().get(qid)
+            r = q and q["rcpts"][0]
+            return r if r and r["attempts"] >= 1 else None
+
+        r = wait_until(deferred, 15, what="the attempt recorded")
+        elapsed = time.monotonic() - started
+        assert r["status"] == "pending", r
+        assert 'last="451 4.4.2 no reply to end of data' in r["line"], r["line"]
+        assert "timed out waiting for server reply" in r["line"], r["line"]
+        # Given up after about 2 s, long before the peer's 8 s were over.
+        assert elapsed < 7, elapsed
+        assert slow.transactions == []
+        log = t.log_since_start()
+        assert "transport=slow" in log and "status=deferred" in log
+        assert qid in t.queue_list()

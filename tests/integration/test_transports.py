@@ -5,7 +5,11 @@ Postfix as the `smtp` smarthost, the same Postfix as a `submission` server
 route that hands a message to the smarthost once direct delivery has been
 deferred `minimum_attempts` times. Postfix relays everything on to an
 aiosmtpd sink, so each test reads the envelope and the bytes that arrived,
-plus Postfix's and tern's logs."""
+plus Postfix's and tern's logs. The submission Postfix presents a
+certificate from a private CA made here with openssl (for 127.0.0.1 and
+smarthost.test): tern's tls_verify/tls_ca_file must accept it with that CA
+and refuse it, before AUTH, without it, with another CA or under another
+name. `submissions` (implicit TLS) is tested against Postfix in wrapper mode."""
 
 import os
 import shutil
@@ -89,6 +93,65 @@ def recipient_state(t, qid, address):
         if r["to"] == address:
             return r
     return None
+
+
+OPENSSL_CNF = """\
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[ca_ext]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[server_ext]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1,DNS:smarthost.test
+authorityKeyIdentifier = keyid
+"""
+
+
+def openssl(*args):
+    subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
+
+
+def make_ca(directory, name):
+    """A private CA (EC P-256): returns (certificate path, key path)."""
+    cnf = os.path.join(directory, "openssl.cnf")
+    with open(cnf, "w") as f:
+        f.write(OPENSSL_CNF)
+    cert, key = os.path.join(directory, name + ".pem"), os.path.join(directory, name + ".key")
+    openssl("req", "-x509", "-config", cnf, "-extensions", "ca_ext", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=tern test " + name,
+            "-keyout", key, "-out", cert)
+    return cert, key
+
+
+def issue_server_cert(directory, ca):
+    """A server certificate signed by `ca` for IP 127.0.0.1 and DNS smarthost.test."""
+    cnf = os.path.join(directory, "openssl.cnf")
+    cert, key, csr = (os.path.join(directory, "server" + ext) for ext in (".pem", ".key", ".csr"))
+    openssl("req", "-new", "-config", cnf, "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-subj", "/CN=smarthost.test", "-keyout", key, "-out", csr)
+    openssl("x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial", "-days", "2",
+            "-extfile", cnf, "-extensions", "server_ext", "-out", cert)
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def private_ca(tmp_path_factory):
+    """{"ca": the CA that issued the server certificate, "other_ca": a CA
+    that did not, "cert"/"key": the server's}."""
+    d = str(tmp_path_factory.mktemp("private-ca"))
+    ca = make_ca(d, "ca")
+    other = make_ca(d, "other-ca")
+    cert, key = issue_server_cert(d, ca)
+    for path in (d, ca[0], other[0], cert):
+        os.chmod(path, 0o755 if os.path.isdir(path) else 0o644)  # tern and Postfix read them
+    return {"ca": ca[0], "other_ca": other[0], "cert": cert, "key": key}
 
 
 def password_file(directory, password):
@@ -250,23 +313,26 @@ def test_smtp_transport_relays_through_postfix_smarthost(tern_factory, postfix_f
 # -- submission: Postfix with STARTTLS and SASL (Dovecot) -------------------------
 
 @pytest.fixture
-def submission_postfix(postfix_factory, dovecot_auth, sink, tls_material):
-    cert, key = tls_material
+def submission_postfix(postfix_factory, dovecot_auth, sink, private_ca):
     return postfix_factory("submission", sink.controller.port, hostname="submit.example.net",
-                           submission_auth_socket=dovecot_auth.socket, cert=cert, key=key)
+                           submission_auth_socket=dovecot_auth.socket, cert=private_ca["cert"],
+                           key=private_ca["key"])
 
 
-def submission_config(port, password_path):
-    return (toml_table("transport", name="isp", kind="submission", host="127.0.0.1:%d" % port,
-                       auth_user=RELAY_USER, auth_password_file=password_path) +
+def submission_config(port, password_path, ca_file, kind="submission"):
+    return (toml_table("transport", name="isp", kind=kind, host="127.0.0.1:%d" % port,
+                       auth_user=RELAY_USER, auth_password_file=password_path, tls_ca_file=ca_file) +
             toml_table("route", transport="isp"))
 
 
 def test_submission_transport_authenticates_at_postfix(tern_factory, submission_postfix, dovecot_auth, sink,
-                                                       tmp_path):
+                                                       tmp_path, private_ca):
     pf = submission_postfix
+    # tls_verify is on by default for submission: the certificate chains to
+    # tls_ca_file and names 127.0.0.1 (the configured host).
     t = tern_factory(trusted_networks=["127.0.0.0/8"],
-                     extra_config=submission_config(pf.port, password_file(str(tmp_path), RELAY_PASSWORD)))
+                     extra_config=submission_config(pf.port, password_file(str(tmp_path), RELAY_PASSWORD),
+                                                    private_ca["ca"]))
     qid = submit(t, ["friend@far.example"], make_message("via submission", sender=SENDER, to="friend@far.example"))
     try:
         wait_until(lambda: sink.transactions, 20, what="the message at the sink behind Postfix")
@@ -289,10 +355,12 @@ def test_submission_transport_authenticates_at_postfix(tern_factory, submission_
     assert "tls=yes status=sent" in log
 
 
-def test_submission_wrong_password_stays_queued(tern_factory, submission_postfix, dovecot_auth, sink, tmp_path):
+def test_submission_wrong_password_stays_queued(tern_factory, submission_postfix, dovecot_auth, sink, tmp_path,
+                                                private_ca):
     pf = submission_postfix
     t = tern_factory(trusted_networks=["127.0.0.0/8"],
-                     extra_config=submission_config(pf.port, password_file(str(tmp_path), "not-the-password")))
+                     extra_config=submission_config(pf.port, password_file(str(tmp_path), "not-the-password"),
+                                                    private_ca["ca"]))
     qid = submit(t, ["friend@far.example"], make_message("bad credentials", sender=SENDER, to="friend@far.example"))
     rcpt = wait_until(lambda: (lambda r: r if r and r["attempts"] >= 1 else None)(
         recipient_state(t, qid, "friend@far.example")), 20, what="the failed attempt recorded")
@@ -303,6 +371,87 @@ def test_submission_wrong_password_stays_queued(tern_factory, submission_postfix
     assert sink.transactions == []
     assert "authentication failed" in pf.log_text()
     assert "status=deferred" in t.log_since_start()
+
+
+def test_submission_refuses_unverified_server_before_auth(tern_factory, submission_postfix, sink, tmp_path,
+                                                          private_ca):
+    pf = submission_postfix
+    password = password_file(str(tmp_path), RELAY_PASSWORD)
+    host = "127.0.0.1:%d" % pf.port
+
+    def transport(name, **keys):
+        return toml_table("transport", name=name, kind="submission", auth_user=RELAY_USER,
+                          auth_password_file=password, **keys)
+    config = (
+        # The system store does not know the private CA.
+        transport("system-store", host=host) +
+        # A CA that did not issue the certificate.
+        transport("other-ca", host=host, tls_ca_file=private_ca["other_ca"]) +
+        # The right CA, but the certificate does not name "localhost".
+        transport("other-name", host="localhost:%d" % pf.port, tls_ca_file=private_ca["ca"]) +
+        # Verification switched off by the operator: delivered.
+        toml_table("transport", name="unverified", kind="submission", host=host, auth_user=RELAY_USER,
+                   auth_password_file=password) + "tls_verify = false\n" +
+        toml_table("route", to_domain=["system.example"], transport="system-store") +
+        toml_table("route", to_domain=["other-ca.example"], transport="other-ca") +
+        toml_table("route", to_domain=["other-name.example"], transport="other-name") +
+        toml_table("route", to_domain=["unverified.example"], transport="unverified"))
+    t = tern_factory(trusted_networks=["127.0.0.0/8"], extra_config=config)
+    refused = {"a@system.example": "for 127.0.0.1: unable to get local issuer certificate",
+               "b@other-ca.example": "for 127.0.0.1: unable to get local issuer certificate",
+               "c@other-name.example": "for localhost: hostname mismatch"}
+    qid = submit(t, sorted(refused) + ["d@unverified.example"],
+                 make_message("verify the smarthost", sender=SENDER, to="a@system.example"))
+
+    def attempted():
+        q = t.queue_list().get(qid)
+        rcpts = {r["to"]: r for r in q["rcpts"]} if q else {}
+        return rcpts if all(rcpts.get(a, {}).get("attempts", 0) >= 1 for a in refused) else None
+    rcpts = wait_until(attempted, 20, what="the three refused attempts recorded")
+    for address, reason in refused.items():
+        r = rcpts[address]
+        assert r["status"] == "pending", r
+        assert 'last="451 4.7.5 TLS certificate verification failed ' + reason in r["line"], r["line"]
+    assert rcpts["d@unverified.example"]["status"] == "delivered", rcpts
+
+    # Only the unverified transport's recipient arrived; the refused
+    # connections ended after STARTTLS with QUIT: no AUTH, no MAIL.
+    wait_until(lambda: sink.transactions, 20, what="the tls_verify = false message at the sink")
+    assert [rcpts for _, rcpts, _ in sink.transactions] == [["d@unverified.example"]]
+    pf_log = pf.log_text()
+    disconnects = [line for line in pf_log.splitlines() if "disconnect from" in line]
+    assert len(disconnects) >= 4, pf_log
+    assert len([line for line in disconnects if " auth=" not in line]) >= 3, disconnects
+    assert pf_log.count("sasl_username=%s" % RELAY_USER) == 1, pf_log
+    log = t.log_since_start()
+    assert log.count("event=smtp_tls_verify_failed") >= 3
+    assert 'server=localhost reason="hostname mismatch"' in log, log
+
+
+def test_submissions_transport_implicit_tls(tern_factory, postfix_factory, dovecot_auth, sink, private_ca,
+                                            tmp_path):
+    pf = postfix_factory("submissions", sink.controller.port, hostname="submit.example.net",
+                         submission_auth_socket=dovecot_auth.socket, cert=private_ca["cert"], key=private_ca["key"],
+                         implicit_tls=True)
+    t = tern_factory(trusted_networks=["127.0.0.0/8"],
+                     extra_config=submission_config(pf.port, password_file(str(tmp_path), RELAY_PASSWORD),
+                                                    private_ca["ca"], kind="submissions"))
+    qid = submit(t, ["friend@far.example"], make_message("via submissions", sender=SENDER, to="friend@far.example"))
+    try:
+        wait_until(lambda: sink.transactions, 20, what="the message at the sink behind Postfix")
+    except AssertionError as e:
+        raise AssertionError("%s\nPostfix log:\n%s" % (e, pf.log_tail()))
+    [(mail_from, rcpts, data)] = sink.transactions
+    assert mail_from == SENDER and rcpts == ["friend@far.example"]
+    received = received_headers(data)
+    assert "(Authenticated sender: %s)" % RELAY_USER in received[0], received[0]
+    assert "by submit.example.net (Postfix) with ESMTPSA" in received[0], received[0]
+    wait_until(lambda: qid not in t.queue_list(), 10, what="the message to leave tern's queue")
+    log = t.log_since_start()
+    assert "transport=isp" in log and "tls=yes status=sent" in log
+    # TLS from the first byte: no STARTTLS command in Postfix's view.
+    disconnects = [line for line in pf.log_text().splitlines() if "disconnect from" in line]
+    assert disconnects and all("starttls=" not in line for line in disconnects), disconnects
 
 
 # -- socks5: direct MX delivery through microsocks --------------------------------

@@ -335,6 +335,113 @@ TEST(Config, DeliveryAndQueueLimits) {
   EXPECT_EQ(never->queue.delay_warning_after, 0u);
 }
 
+TEST(Config, RemoteWorkers) {
+  EXPECT_EQ(embedded_default().delivery.remote_workers, 16u);
+  auto set = load_string(with_listener("[delivery]\nremote_workers = 40\n"), "w.toml");
+  ASSERT_TRUE(set) << set.error().text;
+  EXPECT_EQ(set->delivery.remote_workers, 40u);
+  // The default never exceeds max_connections; an explicit value must not.
+  auto small =
+      load_string(with_listener("[delivery]\nmax_connections = 5\nmax_connections_per_destination = 2\n"), "w.toml");
+  ASSERT_TRUE(small) << small.error().text;
+  EXPECT_EQ(small->delivery.remote_workers, 5u);
+  EXPECT_EQ(load_error("[delivery]\nmax_connections = 8\nmax_connections_per_destination = 2\nremote_workers = 9\n"),
+            "r.toml:9: delivery.remote_workers: must not exceed delivery.max_connections (8)");
+  EXPECT_EQ(load_error("[delivery]\nremote_workers = 0\n"),
+            "r.toml:7: delivery.remote_workers: must be between 1 and 1024");
+  EXPECT_EQ(load_error("[delivery]\nremote_workers = 2000\n"),
+            "r.toml:7: delivery.remote_workers: must be between 1 and 1024");
+  EXPECT_EQ(load_error("[delivery]\nremote_workers = \"4\"\n"),
+            "r.toml:7: delivery.remote_workers: must be an integer");
+}
+
+TEST(Config, SmtpClientTimeouts) {
+  Config d = embedded_default();
+  EXPECT_EQ(d.delivery.connect_timeout, 30u);
+  EXPECT_EQ(d.delivery.helo_timeout, 300u);
+  EXPECT_EQ(d.delivery.command_timeout, 300u);
+  EXPECT_EQ(d.delivery.data_timeout, 180u);
+  EXPECT_EQ(d.delivery.data_done_timeout, 600u);
+  // Plain integers are seconds; strings use the duration syntax of [queue].
+  auto c = load_string(with_listener("[delivery]\nconnect_timeout = 10\nhelo_timeout = \"2m\"\n"
+                                     "command_timeout = \"1m30s\"\ndata_timeout = \"90\"\n"
+                                     "data_done_timeout = \"1h\"\n"),
+                       "t.toml");
+  ASSERT_TRUE(c) << c.error().text;
+  EXPECT_EQ(c->delivery.connect_timeout, 10u);
+  EXPECT_EQ(c->delivery.helo_timeout, 120u);
+  EXPECT_EQ(c->delivery.command_timeout, 90u);
+  EXPECT_EQ(c->delivery.data_timeout, 90u);
+  EXPECT_EQ(c->delivery.data_done_timeout, 3600u);
+  EXPECT_EQ(load_error("[delivery]\ndata_done_timeout = 0\n"),
+            "r.toml:7: delivery.data_done_timeout: must be between 1s and 1h");
+  EXPECT_EQ(load_error("[delivery]\nconnect_timeout = \"2h\"\n"),
+            "r.toml:7: delivery.connect_timeout: must be between 1s and 1h");
+  EXPECT_EQ(load_error("[delivery]\ncommand_timeout = \"soon\"\n"),
+            "r.toml:7: delivery.command_timeout: must be a duration such as \"30s\", \"5m\", \"1h20m\" or \"5d\"");
+  EXPECT_EQ(load_error("[delivery]\nhelo_timeout = -5\n").substr(0, 32), "r.toml:7: delivery.helo_timeout:");
+  EXPECT_EQ(load_error("[delivery]\ndata_timeot = 5\n"), "r.toml:7: delivery.data_timeot: unknown key");
+}
+
+TEST(Config, TransportTlsVerification) {
+  auto c = load_string(with_listener(R"(
+[[transport]]
+name = "hub"
+kind = "smtp"
+host = "relay.example.test"
+[[transport]]
+name = "hub-verified"
+kind = "smtp"
+host = "relay.example.test"
+tls_verify = true
+tls_ca_file = "/etc/tern/private-ca.pem"
+[[transport]]
+name = "isp"
+kind = "submission"
+host = "smtp.isp.test"
+auth_user = "u"
+auth_password_file = "/p"
+[[transport]]
+name = "isp-tls"
+kind = "submissions"
+host = "smtp.isp.test"
+auth_user = "u"
+auth_password_file = "/p"
+tls_ca_file = "/ca.pem"
+[[transport]]
+name = "lab"
+kind = "submission"
+host = "lab.test"
+auth_user = "u"
+auth_password_file = "/p"
+tls_verify = false
+)"),
+                       "t.toml");
+  ASSERT_TRUE(c) << c.error().text;
+  // Opportunistic for a plain smarthost, verified where credentials are sent.
+  EXPECT_FALSE(c->find_transport("hub")->tls_verify);
+  EXPECT_TRUE(c->find_transport("hub-verified")->tls_verify);
+  EXPECT_EQ(c->find_transport("hub-verified")->tls_ca_file, "/etc/tern/private-ca.pem");
+  EXPECT_TRUE(c->find_transport("isp")->tls_verify);
+  EXPECT_TRUE(c->find_transport("isp")->tls_ca_file.empty());
+  EXPECT_TRUE(c->find_transport("isp-tls")->tls_verify);
+  EXPECT_EQ(c->find_transport("isp-tls")->tls_ca_file, "/ca.pem");
+  EXPECT_FALSE(c->find_transport("lab")->tls_verify);
+  EXPECT_FALSE(c->find_transport("direct")->tls_verify);
+
+  EXPECT_EQ(load_error("[[transport]]\nname = \"r\"\nkind = \"smtp\"\nhost = \"a.test\"\ntls_ca_file = \"/ca.pem\"\n"),
+            "r.toml:10: transport.tls_ca_file: only used with tls_verify = true");
+  EXPECT_EQ(load_error("[[transport]]\nname = \"r\"\nkind = \"socks5\"\nhost = \"a.test\"\ntls_verify = true\n"),
+            "r.toml:10: transport.tls_verify: not used by a socks5 transport");
+  EXPECT_EQ(load_error("[[transport]]\nname = \"r\"\nkind = \"direct\"\ntls_ca_file = \"/ca.pem\"\n"),
+            "r.toml:9: transport.tls_ca_file: not used by a direct transport");
+  EXPECT_EQ(load_error("[[transport]]\nname = \"r\"\nkind = \"smtp\"\nhost = \"a.test\"\ntls_verify = \"yes\"\n"),
+            "r.toml:10: transport.tls_verify: must be true or false");
+  EXPECT_EQ(load_error("[[transport]]\nname = \"r\"\nkind = \"smtp\"\nhost = \"a.test\"\ntls_verify = true\n"
+                       "tls_ca_file = \"\"\n"),
+            "r.toml:11: transport.tls_ca_file: must not be empty");
+}
+
 TEST(Config, FailMessage) {
   auto perm = parse_fail_message("5.7.1 not allowed");
   ASSERT_TRUE(perm);

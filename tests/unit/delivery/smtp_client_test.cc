@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/fs.h"
 #include "base/strings.h"
 #include "delivery/dot_stuff.h"
 #include "test_util.h"
@@ -577,6 +578,8 @@ TEST(SmtpClient, TimeoutWaitingForFinalReplyIsTransient) {
   server.join();
   EXPECT_EQ(result.recipients[0].result.enhanced, "4.4.2");
   EXPECT_TRUE(result.recipients[0].result.transient);
+  EXPECT_NE(result.recipients[0].result.text.find("no reply to end of data"), std::string::npos)
+      << result.recipients[0].result.text;
   EXPECT_FALSE(result.connection_usable);
 }
 
@@ -675,6 +678,42 @@ TEST(SmtpClient, VerifiedWhenTrustedAndNameMatches) {
   ASSERT_FALSE(st);
   EXPECT_EQ(st.error().enhanced, "4.7.5");
   EXPECT_TRUE(st.error().transient());
+}
+
+TEST(SmtpClient, ContextTrustingOnlyTheCaFile) {
+  ServerTls tls;
+  ServerTls other;  // a second self-signed certificate: a CA that did not issue the server's
+  FakeSmtpServer server([&](Peer& p, int) { tls_then_quit(p, tls.ctx.get()); }, 2);
+  SmtpClientOptions options = test_options();
+  options.tls.mode = TlsMode::kRequired;
+  options.tls.server_name = "mx.test";
+  options.tls.require_verified = true;
+  auto trusted = make_client_tls_context_only(tls.cert);
+  ASSERT_TRUE(trusted) << trusted.error().text;
+  options.tls.context = *trusted;
+  SmtpConnection conn(options);
+  ASSERT_TRUE(conn.connect(server.endpoint()));
+  EXPECT_TRUE(conn.session().tls_info.verified);
+  conn.quit();
+
+  // The wrong CA file: the handshake completes, verification fails, nothing more is sent.
+  auto wrong = make_client_tls_context_only(other.cert);
+  ASSERT_TRUE(wrong) << wrong.error().text;
+  options.tls.context = *wrong;
+  SmtpConnection refused(options);
+  Status st = refused.connect(server.endpoint());
+  server.join();
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, 451);
+  EXPECT_EQ(st.error().enhanced, "4.7.5");
+  EXPECT_NE(st.error().text.find("verification failed for mx.test"), std::string::npos) << st.error().text;
+
+  // A file without certificates is refused when the context is made.
+  TempDir dir;
+  std::string empty = dir / "empty.pem";
+  ASSERT_TRUE(fs::write_file_durable(empty, "not a certificate\n"));
+  EXPECT_FALSE(make_client_tls_context_only(empty));
+  EXPECT_FALSE(make_client_tls_context_only(dir / "missing.pem"));
 }
 
 TEST(SmtpClient, VerifyCallbackDecides) {
