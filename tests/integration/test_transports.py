@@ -23,7 +23,7 @@ import pytest
 from dnsserver import DnsServer
 from peers import RecordingHandler, SmtpPeer
 from postfix_peer import DOVECOT, POSTFIX, DovecotAuth, RelayingPostfix
-from ternlib import free_port, make_message, queued_id, wait_until
+from ternlib import TERN_BIN, free_port, make_message, queued_id, wait_until
 
 SENDER = "sender@example.net"
 MICROSOCKS = "/usr/bin/microsocks"
@@ -543,3 +543,16 @@ def test_route_switches_to_smarthost_after_minimum_attempts(tern_factory, dns, p
         log = t.log_since_start()
         assert "transport=direct" in log and "relay=mx.greylist.test[%s]:25" % GREYLIST_IP in log
         assert "transport=fallback relay=127.0.0.1[127.0.0.1]:%d tls=no status=sent attempt=3" % pf.port in log
+
+
+def test_unreadable_tls_ca_file_stops_start(tern_factory, tmp_path):
+    missing = os.path.join(str(tmp_path), "no-such-ca.pem")
+    config = (toml_table("transport", name="hub", kind="smtp", host="127.0.0.1:2526") + "tls_verify = true\n" +
+              'tls_ca_file = "%s"\n' % missing + toml_table("route", transport="hub"))
+    t = tern_factory(trusted_networks=["127.0.0.0/8"], extra_config=config, start=False)
+    # Like password files and DKIM keys, the file is read by `tern serve` at start.
+    assert t.run_cli(["config", "check"]).returncode == 0
+    res = subprocess.run([TERN_BIN, "serve", "--config", t.config_path], capture_output=True, text=True, timeout=20)
+    assert res.returncode == 1, res
+    assert "event=startup_failed" in res.stderr, res.stderr
+    assert 'transport \\"hub\\": tls_ca_file: TLS trust anchors %s' % missing in res.stderr, res.stderr
