@@ -17,7 +17,7 @@ PACKAGES := build-essential cmake ninja-build ccache pkg-config git \
   python3 python3-pytest python3-aiosmtpd python3-dkim python3-spf python3-dnspython python3-cryptography python3-milter opendkim \
   swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl libdigest-hmac-perl postfix dovecot-core dovecot-lmtpd dnsmasq-base microsocks iproute2 procps
 
-.PHONY: all deps build run test unit suites integration asan-test fuzz bench bench-dkim clean format
+.PHONY: all deps build run test unit suites integration asan-test fuzz bench bench-relay bench-dkim clean format
 
 all: build
 
@@ -76,6 +76,9 @@ fuzz: deps $(FUZZ_BUILD)/build.ninja
 
 bench: build
 	bench/accept
+
+bench-relay: build
+	bench/relay
 
 # DKIM hashing/verification speed next to `openssl speed` (issue: body hashing >= 60% of sha256)
 bench-dkim: build
