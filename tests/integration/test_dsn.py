@@ -548,7 +548,9 @@ def test_peer_closing_after_each_message_does_not_defer_the_next(sender_tern):
             wait_until(lambda: qid not in t.queue_list(), 5, what="message %d to leave the queue" % n)
         assert [r for _, r, _ in peer.transactions] == [["user0@oneshot.test"], ["user1@oneshot.test"],
                                                         ["user2@oneshot.test"]]
-        assert peer.connections == 3  # the peer really closed each one
+        # The peer really closed each one: a new connection per message (an
+        # ASan run once counted one connection more, with three messages sent).
+        assert peer.connections >= 3
         log = t.log_since_start()
         assert log.count("status=sent") == 3 and "status=deferred" not in log
         assert maildir_files(t.maildir("alice")) == []
