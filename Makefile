@@ -17,7 +17,7 @@ PACKAGES := build-essential cmake ninja-build ccache pkg-config git \
   python3 python3-pytest python3-aiosmtpd python3-dkim python3-spf python3-dnspython python3-cryptography python3-milter opendkim \
   swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl libdigest-hmac-perl postfix dovecot-core dovecot-lmtpd dnsmasq-base microsocks iproute2 procps
 
-.PHONY: all deps build run test unit suites integration asan-test fuzz bench bench-relay bench-dkim clean format
+.PHONY: all deps build run test unit suites integration asan-test asan-integration fuzz bench bench-relay bench-dkim clean format
 
 all: build
 
@@ -46,6 +46,13 @@ unit: build
 
 integration:
 	TERN_BIN=$(CURDIR)/$(BUILD)/tern $(PY) -m pytest -q -p no:cacheprovider tests/integration
+
+# The integration suite against the ASan+UBSan build of tern (not in CI:
+# slower, and timing-sensitive tests may need retries under the sanitizers).
+asan-integration: deps $(ASAN_BUILD)/build.ninja
+	cmake --build $(ASAN_BUILD) -j $(JOBS) --target tern
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  TERN_BIN=$(CURDIR)/$(ASAN_BUILD)/tern $(PY) -m pytest -q -p no:cacheprovider tests/integration
 
 # The published test suites (SPF, DKIM, DMARC, ARC) run inside ctest; this
 # prints their pass counts (ctest hides the output of passing tests).
