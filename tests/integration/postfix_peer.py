@@ -9,88 +9,36 @@ envelope and the exact bytes Postfix passed on."""
 
 import os
 import shutil
-import signal
 import smtplib
 import subprocess
 
+from dovecot_peer import DOVECOT, Dovecot, read_tail  # noqa: F401 (DOVECOT re-exported for the tests)
 from ternlib import client_tls_context, free_port, wait_until
 
 POSTFIX = "/usr/sbin/postfix"
-DOVECOT = "/usr/sbin/dovecot"
 
 
-def read_tail(path, lines=60, missing="(no log)"):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
-    except FileNotFoundError:
-        return missing
-
-
-class DovecotAuth:
+class DovecotAuth(Dovecot):
     """`dovecot -F` with no mail protocols: only the auth service, whose
     client socket Postfix's smtpd uses for SASL (smtpd_sasl_type = dovecot).
     `users` maps user names to plain-text passwords."""
 
     def __init__(self, root, users):
-        self.root = root
-        self.run_dir = os.path.join(root, "run")
-        self.socket = os.path.join(root, "run", "postfix-auth")
-        self.log = os.path.join(root, "dovecot.log")
-        for sub in ("run", "state"):
-            os.makedirs(os.path.join(root, sub), exist_ok=True)
+        os.makedirs(root, exist_ok=True)
         passwd = os.path.join(root, "passwd")
         with open(passwd, "w") as f:
             for user, password in users.items():
                 f.write("%s:{PLAIN}%s::::::\n" % (user, password))
         os.chmod(passwd, 0o644)  # read by the auth worker, which runs as dovecot
-        self.conf = os.path.join(root, "dovecot.conf")
-        with open(self.conf, "w") as f:
-            f.write("\n".join([
-                "protocols = none",
-                "ssl = no",
-                "listen = 127.0.0.1",
-                "base_dir = " + self.run_dir,
-                "state_dir = " + os.path.join(root, "state"),
-                "instance_name = tern-it-auth-%d" % os.getpid(),
-                "log_path = " + self.log,
-                "info_log_path = " + self.log,
-                "auth_verbose = yes",
-                "default_internal_user = dovecot",
-                "default_login_user = dovenull",
-                "auth_mechanisms = plain login",
-                "passdb {\n  driver = passwd-file\n  args = scheme=PLAIN %s\n}" % passwd,
-                "userdb {\n  driver = static\n  args = uid=65534 gid=65534 home=/nonexistent\n}",
-                # Postfix's smtpd (uid postfix) connects to this socket.
-                "service auth {\n  unix_listener postfix-auth {\n    mode = 0666\n  }\n}",
-                "service anvil {\n  chroot =\n}",
-                "",
-            ]))
-        self.proc = None
-
-    def log_text(self):
-        return read_tail(self.log, 200, "(no Dovecot log)")
-
-    def start(self):
-        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", self.conf], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-
-        def up():
-            if self.proc.poll() is not None:
-                raise AssertionError("dovecot exited early:\n" + self.log_text())
-            return os.path.exists(self.socket)
-        wait_until(up, 10, what="Dovecot's auth socket")
-        return self
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        super().__init__(root, "auth", "postfix-auth", [
+            "protocols = none",
+            "auth_verbose = yes",
+            "auth_mechanisms = plain login",
+            "passdb {\n  driver = passwd-file\n  args = scheme=PLAIN %s\n}" % passwd,
+            "userdb {\n  driver = static\n  args = uid=65534 gid=65534 home=/nonexistent\n}",
+            # Postfix's smtpd (uid postfix) connects to this socket.
+            "service auth {\n  unix_listener postfix-auth {\n    mode = 0666\n  }\n}",
+        ])
 
 
 class RelayingPostfix:

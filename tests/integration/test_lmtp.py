@@ -3,86 +3,40 @@ tern accepts mail for its accounts over SMTP and hands it to Dovecot, which
 stores it in its own Maildir or refuses recipients it does not know."""
 
 import os
-import signal
 import smtplib
-import subprocess
 
 import pytest
 
 from conftest import require_binary
+from dovecot_peer import DOVECOT, Dovecot
 from ternlib import make_message, maildir_messages, parse_queue_list, wait_for_messages, wait_until
 
-DOVECOT = "/usr/sbin/dovecot"
 NOBODY = 65534
 
 
-class PrivateDovecot:
-    """`dovecot -F` with its config, sockets, state and mail under `root`.
-    Knows alice@example.test only; mail belongs to nobody (Dovecot does not
-    deliver as root)."""
+class PrivateDovecot(Dovecot):
+    """An LMTP server under `root` that knows alice@example.test only; mail
+    belongs to nobody (Dovecot does not deliver as root)."""
 
     def __init__(self, root):
-        self.root = root
         self.mail_root = os.path.join(root, "mail")
-        self.socket = os.path.join(root, "run", "lmtp")
-        self.log = os.path.join(root, "dovecot.log")
-        for sub in ("run", "state", "mail"):
-            os.makedirs(os.path.join(root, sub), exist_ok=True)
+        os.makedirs(self.mail_root, exist_ok=True)
         os.chown(self.mail_root, NOBODY, NOBODY)
         users = os.path.join(root, "users")
         with open(users, "w") as f:
-            f.write("alice@example.test::%d:%d::%s::\n" % (NOBODY, NOBODY, self.maildir("alice")))
-        self.conf = os.path.join(root, "dovecot.conf")
-        with open(self.conf, "w") as f:
-            f.write("\n".join([
-                "protocols = lmtp",
-                "ssl = no",
-                "listen = 127.0.0.1",
-                "base_dir = " + os.path.join(root, "run"),
-                "state_dir = " + os.path.join(root, "state"),
-                "instance_name = tern-it-%d" % os.getpid(),
-                "log_path = " + self.log,
-                "info_log_path = " + self.log,
-                "default_internal_user = dovecot",
-                "default_login_user = dovenull",
-                "first_valid_uid = 1",
-                "mail_location = maildir:%s/%%d/%%n" % self.mail_root,
-                "passdb {\n  driver = passwd-file\n  args = %s\n}" % users,
-                "userdb {\n  driver = passwd-file\n  args = %s\n}" % users,
-                "service lmtp {\n  unix_listener lmtp {\n    mode = 0666\n  }\n}",
-                "service anvil {\n  chroot =\n}",
-                "",
-            ]))
-        self.proc = None
+            f.write("alice@example.test::%d:%d::%s::\n" % (NOBODY, NOBODY, os.path.join(self.mail_root,
+                                                                                          "example.test", "alice")))
+        super().__init__(root, "lmtp", "lmtp", [
+            "protocols = lmtp",
+            "first_valid_uid = 1",
+            "mail_location = maildir:%s/%%d/%%n" % self.mail_root,
+            "passdb {\n  driver = passwd-file\n  args = %s\n}" % users,
+            "userdb {\n  driver = passwd-file\n  args = %s\n}" % users,
+            "service lmtp {\n  unix_listener lmtp {\n    mode = 0666\n  }\n}",
+        ])
 
     def maildir(self, user, domain="example.test"):
         return os.path.join(self.mail_root, domain, user)
-
-    def log_text(self):
-        try:
-            with open(self.log) as f:
-                return f.read()
-        except FileNotFoundError:
-            return "(no Dovecot log)"
-
-    def start(self):
-        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", self.conf], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-
-        def up():
-            if self.proc.poll() is not None:
-                raise AssertionError("dovecot exited early:\n" + self.log_text())
-            return os.path.exists(self.socket)
-        wait_until(up, 10, what="Dovecot's LMTP socket")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture
