@@ -12,6 +12,7 @@ speak raw SMTP where a test needs to see exact bytes.
 import email
 import email.policy
 import os
+import random
 import re
 import signal
 import socket
@@ -53,11 +54,37 @@ def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+_handed_out = set()
+
+
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that is free now and stays free: taken below
+    the kernel's ephemeral range, so that no client connection of the test
+    can be given it as its source port before the server binds it (a port
+    from bind(0) can), and never handed out twice in one test run."""
+    low, _high = _ephemeral_range()
+    top = min(low, 65536)
+    for _ in range(1000):
+        port = random.randrange(max(1024, top - 20000), top)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free TCP port below the ephemeral range")
 
 
 def make_self_signed_cert(directory, hostname="mx.example.test"):
