@@ -150,6 +150,31 @@ def test_python_milter_verdicts_and_modifications(tern_factory, policy_milter):
     assert "discarded" in t.log_since_start()
 
 
+def test_policy_explain_asks_milters_only_when_told(tern_factory, policy_milter, tmp_path):
+    """`tern policy explain` lists the milters; with --milters yes it runs the
+    transaction through them and shows their verdicts and changes."""
+    t = tern_factory(aliases=ALIASES, extra_config=milter_config(policy_milter))
+    base = ["policy", "explain", "--ip", "127.0.0.1", "--helo", "client.outside.test",
+            "--mail-from", "sender@outside.test"]
+    out = t.run_cli(base + ["--rcpt", "reject1@example.test"]).stdout
+    assert "milter=not consulted" in out and policy_milter in out, out
+    assert "final: (end of data not evaluated" in out, out
+
+    out = t.run_cli(base + ["--rcpt", "reject1@example.test", "--milters", "yes"]).stdout
+    assert "milter connect" in out and "milter mail" in out, out
+    assert out.rstrip().endswith("final: 550 5.7.1 rejected by test milter"), out
+
+    eml = tmp_path / "explain.eml"
+    eml.write_bytes(message("explained", "redirect1@example.test", sender="sender@outside.test"))
+    out = t.run_cli(base + ["--rcpt", "redirect1@example.test", "--milters", "yes", "--message", str(eml)]).stdout
+    assert "milter_change=content" in out, out  # X-Milter-Seen added
+    assert "milter_change=delete recipient  (<redirect1@example.test>)" in out, out
+    assert "milter_change=add recipient  (<archive@example.test>)" in out, out
+    assert out.rstrip().endswith("final: 250 2.0.0 accepted"), out
+    # Explaining sends and queues nothing.
+    assert t.queue_list() == {} and "event=queued" not in t.log_since_start()
+
+
 def test_milter_down_tempfails_or_is_skipped(tern_factory, tmp_path):
     missing = "unix:" + str(tmp_path / "no-such-milter.sock")
     t = tern_factory(name="tempfail", extra_config=milter_config(missing))
