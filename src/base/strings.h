@@ -22,6 +22,13 @@ bool is_digits(std::string_view s);
 // Parses a non-negative decimal integer that fits in uint64; false on junk or overflow.
 bool parse_u64(std::string_view s, unsigned long long& out);
 
+// Line ends. CRLF becomes LF, bare CR is left alone (the LF form of stored
+// messages, and the form milters expect header values in).
+std::string crlf_to_lf(std::string_view text);
+// Every line end becomes CRLF: bare LF and bare CR too (RFC 5322 §2.1), so
+// text from a file or a milter cannot bring lone line ends into SMTP data.
+std::string normalize_crlf(std::string_view text);
+
 // Base64 (RFC 4648 §4), standard alphabet with padding.
 std::string base64_encode(std::string_view data);
 // Decodes strictly (rejects bad characters and bad padding). Whitespace is not allowed

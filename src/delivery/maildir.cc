@@ -134,15 +134,6 @@ std::mutex& maildir_lock(const std::string& maildir) {
 
 }  // namespace
 
-std::string crlf_to_lf(std::string_view content) {
-  std::string out;
-  out.reserve(content.size());
-  for (size_t i = 0; i < content.size(); ++i) {
-    if (content[i] == '\r' && i + 1 < content.size() && content[i + 1] == '\n') continue;
-    out.push_back(content[i]);
-  }
-  return out;
-}
 
 Status validate_maildir_template(std::string_view path_template) {
   if (path_template.empty() || path_template[0] != '/') {

@@ -82,7 +82,4 @@ class MaildirDeliverer {
   Status template_status_;
 };
 
-// CRLF → LF conversion used for stored messages (bare CR is left alone).
-std::string crlf_to_lf(std::string_view content);
-
 }  // namespace tern::delivery

@@ -217,19 +217,7 @@ std::string wrap_line(std::string_view line) {
 // Bare LF (and bare CR) become CRLF, so the returned message fits the DSN's
 // CRLF text (RFC 5322 §2.1); a missing final line end is added.
 std::string crlf_text(std::string_view in) {
-  std::string out;
-  out.reserve(in.size() + in.size() / 32 + 2);
-  for (size_t i = 0; i < in.size(); ++i) {
-    char c = in[i];
-    if (c == '\r') {
-      out += "\r\n";
-      if (i + 1 < in.size() && in[i + 1] == '\n') ++i;
-    } else if (c == '\n') {
-      out += "\r\n";
-    } else {
-      out += c;
-    }
-  }
+  std::string out = normalize_crlf(in);
   if (!out.empty() && out.back() != '\n') out += "\r\n";
   return out;
 }

@@ -30,38 +30,6 @@ MilterVerdict refusal(int code, std::string enhanced, std::string text, const st
   return v;
 }
 
-// Sendmail and Postfix hand header values to milters with LF line ends
-// (their internal form); libmilter-based milters (OpenDKIM among them)
-// rebuild the header from it.
-std::string lf_folding(std::string_view value) {
-  std::string out;
-  out.reserve(value.size());
-  for (size_t i = 0; i < value.size(); ++i) {
-    if (value[i] == '\r' && i + 1 < value.size() && value[i + 1] == '\n') continue;
-    out.push_back(value[i]);
-  }
-  return out;
-}
-
-// A replacement body in wire form: bare LF (and bare CR) become CRLF, so a
-// milter cannot smuggle lone line ends into the queue.
-std::string crlf_body(std::string_view body) {
-  std::string out;
-  out.reserve(body.size() + body.size() / 32);
-  for (size_t i = 0; i < body.size(); ++i) {
-    char c = body[i];
-    if (c == '\r') {
-      out += "\r\n";
-      if (i + 1 < body.size() && body[i + 1] == '\n') ++i;
-    } else if (c == '\n') {
-      out += "\r\n";
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 MilterChain::MilterChain(asio::any_io_executor executor, const std::vector<config::MilterConfig>& milters)
@@ -219,8 +187,8 @@ asio::awaitable<MilterVerdict> MilterChain::mail_from(const std::string& sender,
     }
     s.set_macro("{mail_addr}", sender);
     s.set_macro("{mail_mailer}", "esmtp");
-    s.set_macro("{mail_host}",
-                sender.substr(sender.rfind('@') == std::string::npos ? sender.size() : sender.rfind('@') + 1));
+    size_t at = sender.rfind('@');
+    s.set_macro("{mail_host}", at == std::string::npos ? std::string() : sender.substr(at + 1));
     auto r = co_await s.mail_from(sender, args);
     if (auto v = absorb(*m, r, "mail")) {
       if (v->kind != MilterVerdict::Kind::kContinue) co_return *v;
@@ -285,8 +253,11 @@ asio::awaitable<MilterVerdict> MilterChain::end_of_data(const std::string& queue
     for (const auto& f : fields) {
       if (done || m->dead) break;
       if (f.name.empty()) continue;
-      // A named value: GCC 12 mishandles temporaries passed into a co_await.
-      std::string value = lf_folding(f.value);
+      // Sendmail and Postfix hand header values to milters with LF line
+      // ends (their internal form); libmilter-based milters (OpenDKIM among
+      // them) rebuild the header from it. A named value: GCC 12 mishandles
+      // temporaries passed into a co_await.
+      std::string value = crlf_to_lf(f.value);
       auto hr = co_await s.header(f.name, value);
       if (auto v = stage_result(hr, "header")) co_return *v;
     }
@@ -320,7 +291,8 @@ asio::awaitable<MilterVerdict> MilterChain::end_of_data(const std::string& queue
           headers_changed = true;
           break;
         case K::kReplaceBody:
-          body = crlf_body(mod.body);
+          // Wire form, so a milter cannot smuggle lone line ends into the queue.
+          body = normalize_crlf(mod.body);
           body_changed = true;
           break;
         case K::kAddRecipient:

@@ -53,5 +53,18 @@ TEST(Strings, Xtext) {
   EXPECT_EQ(xtext_encode("a+b=c d"), "a+2Bb+3Dc+20d");
 }
 
+TEST(Strings, CrlfToLf) {
+  EXPECT_EQ(crlf_to_lf("a\r\nb\r\n"), "a\nb\n");
+  EXPECT_EQ(crlf_to_lf("bare\rcr\n\r"), "bare\rcr\n\r");
+  EXPECT_EQ(crlf_to_lf(""), "");
+}
+
+TEST(Strings, NormalizeCrlf) {
+  EXPECT_EQ(normalize_crlf("a\r\nb\nc\rd"), "a\r\nb\r\nc\r\nd");
+  EXPECT_EQ(normalize_crlf("end\r"), "end\r\n");
+  EXPECT_EQ(normalize_crlf("\n\r\n"), "\r\n\r\n");
+  EXPECT_EQ(normalize_crlf(""), "");
+}
+
 }  // namespace
 }  // namespace tern

@@ -286,12 +286,6 @@ TEST(Maildir, JunkGoesToJunkFolderCreatedOnDemand) {
   EXPECT_EQ(fs::dirname(*deliverer.deliver(d, kMessage)), tmp / "alice/new");
 }
 
-TEST(Maildir, CrlfToLf) {
-  EXPECT_EQ(crlf_to_lf("a\r\nb\r\n"), "a\nb\n");
-  EXPECT_EQ(crlf_to_lf("bare\rcr\n\r"), "bare\rcr\n\r");
-  EXPECT_EQ(crlf_to_lf(""), "");
-}
-
 TEST(MaildirTransport, ResultsPerRecipientAndDeduplication) {
   TempDir tmp;
   MaildirTransport transport({tmp / "{domain}/{user}", "h"});
