@@ -66,6 +66,13 @@ auto async_spool_sync(queue::Spool& spool, Token&& token) {
 
 std::atomic<uint64_t> g_session_counter{0};
 
+// The address a directory destination is queued under: a mailbox keeps the
+// "+detail" the recipient named (delivered into that folder when it exists).
+std::string queue_address(const users::Destination& d) {
+  if (d.kind == users::Destination::kMailbox && !d.detail.empty()) return d.user + "+" + d.detail + "@" + d.domain;
+  return d.address;
+}
+
 class Session;
 // Sessions of the current event-loop thread, for graceful shutdown.
 thread_local std::set<Session*> t_sessions;
@@ -264,7 +271,7 @@ class Session : public std::enable_shared_from_this<Session> {
     forwarder_spf_.clear();
     transaction_forwarded_ = false;
     sender_ok_ = false;
-    discard_ = false;
+    discarded_by_.clear();
     write_failed_ = false;
   }
 
@@ -408,7 +415,7 @@ class Session : public std::enable_shared_from_this<Session> {
         co_return;
       }
       sender_ok_ = v.action == policy::Verdict::Action::kAccept;
-      discard_ = v.action == policy::Verdict::Action::kDiscard;
+      if (v.action == policy::Verdict::Action::kDiscard) discarded_by_ = "sender_access";
     }
     // Issue 5 §1: sender identity of our own domains from unauthenticated,
     // untrusted clients on the MX listener.
@@ -441,7 +448,7 @@ class Session : public std::enable_shared_from_this<Session> {
         mail_from_.clear();
         co_return;
       }
-      if (v.discarded()) discard_ = true;
+      if (v.discarded()) discarded_by_ = "milter " + v.milter;
     }
     engine_.accept();
   }
@@ -511,13 +518,7 @@ class Session : public std::enable_shared_from_this<Session> {
         reject("rcpt", e.code, e.enhanced.c_str(), "<" + addr + ">: " + e.text);
         co_return;
       }
-      for (const auto& d : *dests) {
-        std::string target = d.address;
-        if (d.kind == users::Destination::kMailbox && !d.detail.empty()) {
-          target = d.user + "+" + d.detail + "@" + d.domain;
-        }
-        expanded.push_back(make(std::move(target)));
-      }
+      for (const auto& d : *dests) expanded.push_back(make(queue_address(d)));
     }
     if (anti_abuse_applies()) {
       // recipient_access, then greylisting (issue 5 item 4).
@@ -536,7 +537,7 @@ class Session : public std::enable_shared_from_this<Session> {
         reject("rcpt", v.code, v.enhanced.c_str(), "<" + addr + ">: " + v.text);
         co_return;
       }
-      if (v.discarded()) discard_ = true;
+      if (v.discarded()) discarded_by_ = "milter " + v.milter;
     }
     for (auto& r : expanded) {
       bool dup = false;
@@ -583,7 +584,7 @@ class Session : public std::enable_shared_from_this<Session> {
     signing_ = signer != nullptr && signer->trusted_origin(auth_user_, config::role_name(listener_.role), peer_);
     keep_copy_ = verify_inbound() || signing_;
     auth_copy_.clear();
-    milter_copy_ = milters_ != nullptr && milters_->wants_message() && !discard_;
+    milter_copy_ = milters_ != nullptr && milters_->wants_message() && discarded_by_.empty();
     milter_content_.clear();
     engine_.accept();
   }
@@ -743,11 +744,19 @@ class Session : public std::enable_shared_from_this<Session> {
     header_buf_.shrink_to_fit();
   }
 
+  // End of data for a message that is accepted but not queued.
+  void answer_discarded(const std::string& by) {
+    log::info("discarded").kv("session", id_).kv("client", peer_).kv("from", mail_from_).kv("by", by);
+    reply(250, "2.0.0", "Ok: discarded");
+    reset_transaction();
+  }
+
   // Runs the milters over the spooled content and applies what they decided
-  // to `env` and the spool. Returns true when the transaction is finished
-  // (refused, discarded, or a spool error was answered).
-  asio::awaitable<bool> run_milters(queue::Envelope& env) {
-    milter_rewritten_ = false;
+  // to `env` and the spool; when they changed the content, `signed_copy`
+  // becomes the new content (what DKIM signing covers). Returns true when the
+  // transaction is finished (refused, discarded, or a spool error was
+  // answered).
+  asio::awaitable<bool> run_milters(queue::Envelope& env, std::string& signed_copy) {
     MilterMessage message;
     message.content = std::move(milter_content_);
     milter_content_.clear();
@@ -759,9 +768,7 @@ class Session : public std::enable_shared_from_this<Session> {
       co_return true;
     }
     if (v.discarded()) {
-      log::info("discarded").kv("session", id_).kv("client", peer_).kv("from", mail_from_).kv("by", v.milter);
-      reply(250, "2.0.0", "Ok: discarded");
-      reset_transaction();
+      answer_discarded("milter " + v.milter);
       co_return true;
     }
     // Envelope changes (SMFIR_CHGFROM, SMFIR_DELRCPT, SMFIR_ADDRCPT).
@@ -784,11 +791,7 @@ class Session : public std::enable_shared_from_this<Session> {
       if (lookup == users::Directory::Lookup::kNotLocal) {
         targets.push_back(added);
       } else if (auto dests = dir.expand(added)) {
-        for (const auto& d : *dests) {
-          targets.push_back(d.kind == users::Destination::kMailbox && !d.detail.empty()
-                                ? d.user + "+" + d.detail + "@" + d.domain
-                                : d.address);
-        }
+        for (const auto& d : *dests) targets.push_back(queue_address(d));
       } else {
         log::warn("milter_rcpt_unknown").kv("session", id_).kv("rcpt", added).kv("error", dests.error().text);
         continue;
@@ -810,9 +813,7 @@ class Session : public std::enable_shared_from_this<Session> {
       log::info("quarantined").kv("session", id_).kv("id", env.id).kv("reason", *message.quarantine);
     }
     if (env.recipients.empty()) {
-      log::info("discarded").kv("session", id_).kv("client", peer_).kv("why", "milter removed every recipient");
-      reply(250, "2.0.0", "Ok: discarded");
-      reset_transaction();
+      answer_discarded("milters removed every recipient");
       co_return true;
     }
     if (message.content_changed) {
@@ -827,9 +828,13 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       std::string old_id = env.id;
       std::string new_id = (*w)->id();
-      size_t at = message.content.find("id " + old_id);
-      if (at != std::string::npos && at < received_header_.size()) {
-        message.content.replace(at + 3, old_id.size(), new_id);
+      // Our Received field as spooled (a milter may have inserted fields
+      // above it, as OpenDKIM does with its signature).
+      if (size_t field = message.content.find(received_header_); field != std::string::npos) {
+        size_t at = message.content.find("id " + old_id, field);
+        if (at != std::string::npos && at < field + received_header_.size()) {
+          message.content.replace(at + 3, old_id.size(), new_id);
+        }
       }
       writer_ = std::move(*w);
       write_failed_ = false;
@@ -841,8 +846,7 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       env.id = new_id;
       env.size = writer_->size();
-      milter_rewritten_ = true;
-      milter_signed_copy_ = std::move(message.content);
+      if (signing_) signed_copy = std::move(message.content);
       log::info("milter_rewrote").kv("session", id_).kv("old_id", old_id).kv("id", new_id);
     }
     co_return false;
@@ -860,11 +864,10 @@ class Session : public std::enable_shared_from_this<Session> {
       reset_transaction();
       co_return;
     }
-    if (discard_) {
-      // sender_access DISCARD (issue 5 item 4): accepted, not queued.
-      log::info("discarded").kv("session", id_).kv("client", peer_).kv("from", mail_from_);
-      reply(250, "2.0.0", "Ok: discarded");
-      reset_transaction();
+    if (!discarded_by_.empty()) {
+      // sender_access DISCARD (issue 5 item 4) or a milter's discard at MAIL
+      // or RCPT: accepted, not queued.
+      answer_discarded(discarded_by_);
       co_return;
     }
     queue::Envelope env;
@@ -902,10 +905,8 @@ class Session : public std::enable_shared_from_this<Session> {
       // Issue 5 item 5: the milters see the message after tern's own checks
       // and before it is signed and queued (as with Postfix's smtpd_milters).
       milter_copy_ = false;
-      bool finished = co_await run_milters(env);
+      bool finished = co_await run_milters(env, copy);
       if (finished) co_return;
-      if (milter_rewritten_ && signing_) copy = milter_signed_copy_;
-      milter_signed_copy_.clear();
     }
     // Signed once, before the message is queued, over what will leave the
     // queue (RFC 6376 §5); the fields are prepended at delivery.
@@ -1127,15 +1128,13 @@ class Session : public std::enable_shared_from_this<Session> {
   policy::AntiAbuse* anti_abuse_ = nullptr;  // issue 5 item 4 checks (ServerDeps; null: none)
   policy::ConnectDns connect_dns_;           // DNSBL + iprev, started at connect
   bool sender_ok_ = false;                   // sender_access OK: no greylisting in this transaction
-  bool discard_ = false;                     // sender_access DISCARD: 250 at end of data, nothing queued
+  std::string discarded_by_;  // sender_access DISCARD or a milter's discard: 250 at end of data, nothing queued
   std::string helo_checked_;                       // EHLO name already looked up in DNS
   std::optional<bool> helo_resolves_;
   bool keep_copy_ = false;
   std::unique_ptr<MilterChain> milters_;  // [[milter]] (issue 5 item 5); null: none configured
   bool milter_copy_ = false;              // milter_content_ collects what is spooled
   std::string milter_content_;
-  bool milter_rewritten_ = false;   // the milters changed the content (spooled anew)
-  std::string milter_signed_copy_;  // that content, for DKIM signing
   bool signing_ = false;  // this message gets DKIM-signed at end of data
   std::string auth_copy_;  // the message as received, for end-of-data verification
   std::string header_buf_;  // header section held back until its end is seen

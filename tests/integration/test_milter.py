@@ -231,6 +231,7 @@ def test_opendkim_signing_milter(tern_factory, world_readable_tmp, origin):
             # bob writes from the trusted network (InternalHosts): OpenDKIM signs.
             stage, code, text = send(t, "alice@example.test", "signed by opendkim", sender="bob@example.test")
             assert (stage, code) == ("ok", 250), text
+            queue_id = text.split()[-1]
         else:
             t = tern_factory(extra_config=milter_config("unix:" + sock))
             # Neither internal nor authenticated: OpenDKIM leaves it unsigned.
@@ -252,6 +253,10 @@ def test_opendkim_signing_milter(tern_factory, world_readable_tmp, origin):
         with open(path, "rb") as f:
             delivered = f.read()
         msg = read_message(path)
+        if origin == "trusted-network":
+            # The signature was inserted above our Received field, which
+            # still names the id the message was queued under.
+            assert queue_id in " ".join(msg["Received"].split()), (queue_id, msg["Received"])
         sigs = [" ".join(v.split()) for v in msg.get_all("DKIM-Signature", [])]
         assert any("d=example.test" in v and "s=s1" in v for v in sigs), (sigs, delivered.decode())
         verify = os.path.join(d, "verify.py")
