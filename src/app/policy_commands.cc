@@ -430,21 +430,22 @@ int policy_command(const std::vector<std::string>& p, const std::map<std::string
   }
   AntiAbuseFacts abuse;
   abuse.applies = facts.mx_listener && !facts.authenticated && !facts.trusted_network;
-  if (!cfg.policy.sender_access.empty()) {
-    auto map = policy::AccessMap::load(cfg.policy.sender_access, policy::AccessMapKind::kSender);
+  // The access maps as configured (none when the key is empty).
+  auto load_map = [](const std::string& path, policy::AccessMapKind kind, const char* key,
+                     std::optional<policy::AccessMap>& out) {
+    if (path.empty()) return true;
+    auto map = policy::AccessMap::load(path, kind);
     if (!map) {
-      std::fprintf(stderr, "tern policy explain: policy.sender_access: %s\n", map.error().text.c_str());
-      return 1;
+      std::fprintf(stderr, "tern policy explain: policy.%s: %s\n", key, map.error().text.c_str());
+      return false;
     }
-    abuse.sender_access = std::move(*map);
-  }
-  if (!cfg.policy.recipient_access.empty()) {
-    auto map = policy::AccessMap::load(cfg.policy.recipient_access, policy::AccessMapKind::kRecipient);
-    if (!map) {
-      std::fprintf(stderr, "tern policy explain: policy.recipient_access: %s\n", map.error().text.c_str());
-      return 1;
-    }
-    abuse.recipient_access = std::move(*map);
+    out = std::move(*map);
+    return true;
+  };
+  if (!load_map(cfg.policy.sender_access, policy::AccessMapKind::kSender, "sender_access", abuse.sender_access) ||
+      !load_map(cfg.policy.recipient_access, policy::AccessMapKind::kRecipient, "recipient_access",
+                abuse.recipient_access)) {
+    return 1;
   }
   const mail::Message* msg = message ? &*message : nullptr;
   IpAddress client = ip->unmapped();
