@@ -6,10 +6,9 @@ the auth service whose socket Postfix uses for SASL); this module adds the
 settings every such instance shares and waits for the socket at start."""
 
 import os
-import signal
 import subprocess
 
-from ternlib import wait_until
+from ternlib import stop_process, wait_until
 
 DOVECOT = "/usr/sbin/dovecot"
 
@@ -67,10 +66,5 @@ class Dovecot:
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc, 10)
         self.proc = None

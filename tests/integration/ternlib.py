@@ -66,6 +66,18 @@ def _ephemeral_range():
         return 32768, 60999
 
 
+def stop_process(proc, timeout):
+    """SIGTERM, then SIGKILL after `timeout` seconds; returns the exit status,
+    or None when it had to be killed."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that is free now and stays free: taken below
     the kernel's ephemeral range, so that no client connection of the test
@@ -231,12 +243,8 @@ class TernServer:
         """SIGTERM and wait; returns the exit status (asserted 0 by the fixture)."""
         if self.proc is None:
             return None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        rc = stop_process(self.proc, timeout)
+        if rc is None:
             rc = "hung after SIGTERM (killed)"
         self.proc = None
         self.exit_codes.append(rc)

@@ -13,7 +13,6 @@ name. `submissions` (implicit TLS) is tested against Postfix in wrapper mode."""
 
 import os
 import shutil
-import signal
 import smtplib
 import socket
 import subprocess
@@ -23,7 +22,7 @@ import pytest
 from dnsserver import DnsServer
 from peers import RecordingHandler, SmtpPeer
 from postfix_peer import DOVECOT, POSTFIX, DovecotAuth, RelayingPostfix
-from ternlib import TERN_BIN, free_port, make_message, queued_id, wait_until
+from ternlib import TERN_BIN, free_port, make_message, queued_id, stop_process, wait_until
 
 SENDER = "sender@example.net"
 MICROSOCKS = "/usr/bin/microsocks"
@@ -83,6 +82,15 @@ def received_headers(data):
         else:
             out.append(None)
     return [" ".join(r.split()) for r in out if r is not None]
+
+
+def wait_for_sink(sink, what, *logs):
+    """Waits for a transaction at `sink`; on timeout the failure shows the
+    logs of the servers in between, given as (name, function reading it)."""
+    try:
+        wait_until(lambda: sink.transactions, 20, what=what)
+    except AssertionError as e:
+        raise AssertionError(str(e) + "".join("\n%s log:\n%s" % (name, read()) for name, read in logs))
 
 
 def recipient_state(t, qid, address):
@@ -267,12 +275,7 @@ class Microsocks:
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc, 5)
         self.proc = None
 
 
@@ -286,10 +289,7 @@ def test_smtp_transport_relays_through_postfix_smarthost(tern_factory, postfix_f
     content = "Return-Path: <forged@example.net>\r\n" + make_message("via postfix smarthost", sender=SENDER,
                                                                       to="first@far.example")
     qid = submit(t, ["first@far.example", "second@elsewhere.example"], content)
-    try:
-        wait_until(lambda: sink.transactions, 20, what="the message at the sink behind Postfix")
-    except AssertionError as e:
-        raise AssertionError("%s\nPostfix log:\n%s" % (e, pf.log_tail()))
+    wait_for_sink(sink, "the message at the sink behind Postfix", ("Postfix", pf.log_tail))
     [(mail_from, rcpts, data)] = sink.transactions
     assert mail_from == SENDER
     assert sorted(rcpts) == ["first@far.example", "second@elsewhere.example"]
@@ -334,10 +334,8 @@ def test_submission_transport_authenticates_at_postfix(tern_factory, submission_
                      extra_config=submission_config(pf.port, password_file(str(tmp_path), RELAY_PASSWORD),
                                                     private_ca["ca"]))
     qid = submit(t, ["friend@far.example"], make_message("via submission", sender=SENDER, to="friend@far.example"))
-    try:
-        wait_until(lambda: sink.transactions, 20, what="the message at the sink behind Postfix")
-    except AssertionError as e:
-        raise AssertionError("%s\nPostfix log:\n%s\nDovecot log:\n%s" % (e, pf.log_tail(), dovecot_auth.log_text()))
+    wait_for_sink(sink, "the message at the sink behind Postfix", ("Postfix", pf.log_tail),
+                  ("Dovecot", dovecot_auth.log_text))
     [(mail_from, rcpts, data)] = sink.transactions
     assert mail_from == SENDER and rcpts == ["friend@far.example"]
     assert "Subject: via submission" in header_section(data)
@@ -437,10 +435,7 @@ def test_submissions_transport_implicit_tls(tern_factory, postfix_factory, dovec
                      extra_config=submission_config(pf.port, password_file(str(tmp_path), RELAY_PASSWORD),
                                                     private_ca["ca"], kind="submissions"))
     qid = submit(t, ["friend@far.example"], make_message("via submissions", sender=SENDER, to="friend@far.example"))
-    try:
-        wait_until(lambda: sink.transactions, 20, what="the message at the sink behind Postfix")
-    except AssertionError as e:
-        raise AssertionError("%s\nPostfix log:\n%s" % (e, pf.log_tail()))
+    wait_for_sink(sink, "the message at the sink behind Postfix", ("Postfix", pf.log_tail))
     [(mail_from, rcpts, data)] = sink.transactions
     assert mail_from == SENDER and rcpts == ["friend@far.example"]
     received = received_headers(data)
@@ -531,10 +526,7 @@ def test_route_switches_to_smarthost_after_minimum_attempts(tern_factory, dns, p
 
         # From the third attempt on the route matches: the smarthost takes it.
         t.queue("retry", qid)
-        try:
-            wait_until(lambda: sink.transactions, 20, what="the message at the sink behind the smarthost")
-        except AssertionError as e:
-            raise AssertionError("%s\nPostfix log:\n%s" % (e, pf.log_tail()))
+        wait_for_sink(sink, "the message at the sink behind the smarthost", ("Postfix", pf.log_tail))
         [(mail_from, rcpts, data)] = sink.transactions
         assert mail_from == SENDER and rcpts == ["late@greylist.test"]
         assert b"Subject: greylisted" in data
