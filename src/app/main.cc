@@ -10,7 +10,6 @@
 #include <iostream>
 #include <map>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "admin/control.h"
@@ -20,7 +19,7 @@
 #include "base/fs.h"
 #include "base/strings.h"
 #include "config/config.h"
-#include "policy/access_map.h"
+#include "policy/checks.h"
 #include "users/account_store.h"
 
 namespace {
@@ -167,15 +166,9 @@ int main(int argc, char** argv) {
     }
     // The [policy] access maps are parsed as `tern serve` would (errors name
     // the map file and line); the greylist file is left alone (serve creates it).
-    for (const auto& [key, path, kind] :
-         {std::tuple{"policy.sender_access", cfg->policy.sender_access, tern::policy::AccessMapKind::kSender},
-          std::tuple{"policy.recipient_access", cfg->policy.recipient_access,
-                     tern::policy::AccessMapKind::kRecipient}}) {
-      if (path.empty()) continue;
-      if (auto map = tern::policy::AccessMap::load(path, kind); !map) {
-        std::fprintf(stderr, "%s: %s: %s\n", args.config_path.c_str(), key, map.error().text.c_str());
-        return 1;
-      }
+    if (auto maps = tern::policy::load_access_maps(cfg->policy); !maps) {
+      std::fprintf(stderr, "%s: %s\n", args.config_path.c_str(), maps.error().text.c_str());
+      return 1;
     }
     std::printf("%s: ok\n", args.config_path.c_str());
     return 0;

@@ -30,6 +30,7 @@
 #include "dns/unbound_resolver.h"
 #include "mail/message.h"
 #include "policy/access_map.h"
+#include "policy/checks.h"
 #include "policy/decision.h"
 #include "policy/decision_dns.h"
 #include "policy/dnsbl.h"
@@ -430,23 +431,13 @@ int policy_command(const std::vector<std::string>& p, const std::map<std::string
   }
   AntiAbuseFacts abuse;
   abuse.applies = facts.mx_listener && !facts.authenticated && !facts.trusted_network;
-  // The access maps as configured (none when the key is empty).
-  auto load_map = [](const std::string& path, policy::AccessMapKind kind, const char* key,
-                     std::optional<policy::AccessMap>& out) {
-    if (path.empty()) return true;
-    auto map = policy::AccessMap::load(path, kind);
-    if (!map) {
-      std::fprintf(stderr, "tern policy explain: policy.%s: %s\n", key, map.error().text.c_str());
-      return false;
-    }
-    out = std::move(*map);
-    return true;
-  };
-  if (!load_map(cfg.policy.sender_access, policy::AccessMapKind::kSender, "sender_access", abuse.sender_access) ||
-      !load_map(cfg.policy.recipient_access, policy::AccessMapKind::kRecipient, "recipient_access",
-                abuse.recipient_access)) {
+  auto maps = policy::load_access_maps(cfg.policy);
+  if (!maps) {
+    std::fprintf(stderr, "tern policy explain: %s\n", maps.error().text.c_str());
     return 1;
   }
+  abuse.sender_access = std::move(maps->sender);
+  abuse.recipient_access = std::move(maps->recipient);
   const mail::Message* msg = message ? &*message : nullptr;
   IpAddress client = ip->unmapped();
   auto future = asio::co_spawn(ctx, explain(**resolver, cfg, facts, client, rcpts, msg, abuse), asio::use_future);

@@ -62,6 +62,21 @@ AntiAbuse::AntiAbuse(config::PolicyConfig config)
       rate_limiter_(RateLimitOptions{config_.rate_limit.connections_per_minute_per_ip,
                                      config_.rate_limit.messages_per_hour_per_ip}) {}
 
+Result<ConfiguredAccessMaps> load_access_maps(const config::PolicyConfig& config) {
+  ConfiguredAccessMaps maps;
+  if (!config.sender_access.empty()) {
+    auto map = AccessMap::load(config.sender_access, AccessMapKind::kSender);
+    if (!map) return Error::perm("5.3.0", "policy.sender_access: " + map.error().text);
+    maps.sender = std::move(*map);
+  }
+  if (!config.recipient_access.empty()) {
+    auto map = AccessMap::load(config.recipient_access, AccessMapKind::kRecipient);
+    if (!map) return Error::perm("5.3.0", "policy.recipient_access: " + map.error().text);
+    maps.recipient = std::move(*map);
+  }
+  return maps;
+}
+
 Result<std::shared_ptr<AntiAbuse>> AntiAbuse::create(const config::PolicyConfig& config, const std::string& data_dir) {
   std::shared_ptr<AntiAbuse> checks(new AntiAbuse(config));
   if (!config.sender_access.empty()) {

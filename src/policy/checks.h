@@ -107,6 +107,16 @@ class ConnectDns {
   std::shared_ptr<State> state_;
 };
 
+// The [policy] sender_access and recipient_access maps as read now, for
+// `tern config check` and `tern policy explain` (the server keeps
+// ReloadingAccessMaps instead). An empty key gives no map; errors name the
+// key, then the file and line ("policy.sender_access: FILE:LINE: ...").
+struct ConfiguredAccessMaps {
+  std::optional<AccessMap> sender;
+  std::optional<AccessMap> recipient;
+};
+Result<ConfiguredAccessMaps> load_access_maps(const config::PolicyConfig& config);
+
 class AntiAbuse {
  public:
   // Builds the checks from [policy]: loads the access maps (errors are
