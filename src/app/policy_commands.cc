@@ -87,6 +87,13 @@ policy::Check verdict_check(const std::string& name, const policy::Verdict& v) {
   return {name, kResults[static_cast<int>(v.action)], detail};
 }
 
+// Recipients count as local when their domain is one of domains.local (the
+// accounts and aliases are not consulted).
+bool local_recipient(const config::Config& cfg, const std::string& rcpt) {
+  std::string domain = policy::domain_of(rcpt);
+  return std::find(cfg.domains.local.begin(), cfg.domains.local.end(), domain) != cfg.domains.local.end();
+}
+
 // Applies a refusing verdict to the stage's decision (the first refusal wins).
 void refuse_with(policy::Decision& d, const policy::Verdict& v) {
   if (!d.accepted || !v.refused()) return;
@@ -200,8 +207,7 @@ asio::awaitable<Report> explain(dns::Resolver& r, const config::Config& cfg, pol
   checked.spf = spf;
   checked.spf_is_helo = spf_helo;
   for (const auto& rcpt : rcpts) {
-    std::string domain = policy::domain_of(rcpt);
-    bool local = std::find(cfg.domains.local.begin(), cfg.domains.local.end(), domain) != cfg.domains.local.end();
+    bool local = local_recipient(cfg, rcpt);
     auto d = policy::decide_rcpt(facts, rcpt, local);
     if (d.accepted && !local && !facts.authenticated && !facts.trusted_network) {
       d.checks.push_back({"relay", "refused", "not a local domain, client neither authenticated nor trusted"});
@@ -328,8 +334,7 @@ asio::awaitable<void> explain_milters(const config::Config& cfg, const policy::S
     go_on = milter_stage(report, "milter mail", v, addresses);
   }
   for (size_t i = 0; go_on && i < rcpts.size(); ++i) {
-    std::string domain = policy::domain_of(rcpts[i]);
-    bool local = std::find(cfg.domains.local.begin(), cfg.domains.local.end(), domain) != cfg.domains.local.end();
+    bool local = local_recipient(cfg, rcpts[i]);
     v = co_await chain.rcpt_to(rcpts[i], no_args, local);
     std::string label = "milter rcpt " + rcpts[i];
     go_on = milter_stage(report, label, v, addresses);
