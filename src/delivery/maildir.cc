@@ -1,12 +1,14 @@
 // Maildir delivery (see maildir.h). The sequence per message follows the
-// maildir(5) protocol: unique name in tmp/, write, fsync, link() into new/
-// (the atomic "publish" step), fsync new/, unlink the tmp/ entry. Errors keep
+// maildir(5) protocol: a file in tmp/ (an unnamed O_TMPFILE inode where the
+// file system allows, else a unique name), write, fsync, link into new/ (the
+// atomic "publish" step), fsync new/, unlink the tmp/ name if any. Errors keep
 // their errno so that disk-full and quota conditions map to the right SMTP
 // status (RFC 3463 X.2.2 mailbox full, X.3.1 mail system full).
 #include "delivery/maildir.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -96,15 +98,20 @@ std::string one_line(std::string_view s) {
   return out;
 }
 
-// write(2) loop that keeps errno (fs::write_all only keeps the text).
-int write_fully(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
+// writev(2) loop over two parts that keeps errno (fs::write_all only keeps
+// the text).
+int write_fully(int fd, std::string_view first, std::string_view second) {
+  while (!first.empty() || !second.empty()) {
+    iovec iov[2] = {{const_cast<char*>(first.data()), first.size()}, {const_cast<char*>(second.data()), second.size()}};
+    ssize_t n = ::writev(fd, first.empty() ? iov + 1 : iov, first.empty() ? 1 : 2);
     if (n < 0) {
       if (errno == EINTR) continue;
       return errno;
     }
-    data.remove_prefix(static_cast<size_t>(n));
+    auto done = static_cast<size_t>(n);
+    size_t from_first = std::min(done, first.size());
+    first.remove_prefix(from_first);
+    second.remove_prefix(done - from_first);
   }
   return 0;
 }
@@ -130,6 +137,56 @@ std::string escape_hostname(std::string_view host) {
 std::mutex& maildir_lock(const std::string& maildir) {
   static std::mutex stripes[64];
   return stripes[std::hash<std::string>{}(maildir) % 64];
+}
+
+// O_TMPFILE (Linux 3.11, ext4/xfs/btrfs/tmpfs) gives an unnamed inode in
+// tmp/ that is linked into new/ once synced: no tmp/ entry to create and
+// unlink, and nothing is left in tmp/ by a crash. Linking it by name needs
+// /proc (linkat with AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH, which
+// the unprivileged server lacks); without /proc, or on a file system that
+// refuses O_TMPFILE, the classic named tmp/ file is used.
+bool proc_fd_links_available() {
+  static const bool available = ::access("/proc/self/fd", X_OK) == 0;
+  return available;
+}
+
+// Directories known to be complete Maildirs (tmp/, new/ and, for the
+// mailbox itself, cur/): checked with stat(2) once, not three times per
+// message. A delivery that finds one gone (ENOENT) forgets it and prepares
+// it again.
+class ReadyMaildirs {
+ public:
+  bool contains(const std::string& dir) {
+    std::lock_guard lock(mu_);
+    return dirs_.count(dir) > 0;
+  }
+  void add(const std::string& dir) {
+    std::lock_guard lock(mu_);
+    if (dirs_.size() >= kMaxEntries) dirs_.clear();  // bounded; refilled on demand
+    dirs_.insert(dir);
+  }
+  void forget(const std::string& dir) {
+    std::lock_guard lock(mu_);
+    dirs_.erase(dir);
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 10000;
+  std::mutex mu_;
+  std::set<std::string> dirs_;
+};
+
+ReadyMaildirs& ready_maildirs() {
+  static ReadyMaildirs ready;
+  return ready;
+}
+
+// True when `dir` has the given Maildir subdirectories (cached when so).
+bool maildir_ready(const std::string& dir, bool need_cur = true) {
+  if (ready_maildirs().contains(dir)) return true;
+  bool ready = is_directory(dir + "/tmp") && is_directory(dir + "/new") && (!need_cur || is_directory(dir + "/cur"));
+  if (ready && need_cur) ready_maildirs().add(dir);
+  return ready;
 }
 
 }  // namespace
@@ -209,6 +266,7 @@ MaildirDeliverer::MaildirDeliverer(Options options) : options_(std::move(options
     if (options_.hostname.empty()) options_.hostname = "localhost";
   }
   escaped_hostname_ = escape_hostname(options_.hostname);
+  pid_ = ::getpid();
   template_status_ = validate_maildir_template(options_.path_template);
 }
 
@@ -217,7 +275,7 @@ std::string MaildirDeliverer::unique_name() {
   ::clock_gettime(CLOCK_REALTIME, &now);
   uint64_t counter = g_name_counter.fetch_add(1, std::memory_order_relaxed);
   return std::to_string(now.tv_sec) + ".M" + std::to_string(now.tv_nsec / 1000) + "P" +
-         std::to_string(::getpid()) + "Q" + std::to_string(counter) + "." + escaped_hostname_;
+         std::to_string(pid_) + "Q" + std::to_string(counter) + "." + escaped_hostname_;
 }
 
 Result<std::string> MaildirDeliverer::prepare_maildir(const LocalDelivery& d) {
@@ -235,7 +293,7 @@ Result<std::string> MaildirDeliverer::prepare_maildir(const LocalDelivery& d) {
     auto root = prepare_maildir(inbox);
     if (!root) return root.error();
     std::string folder = fs::join(*root, ".Junk");
-    if (is_directory(folder + "/tmp") && is_directory(folder + "/new") && is_directory(folder + "/cur")) return folder;
+    if (maildir_ready(folder)) return folder;
     bool created = false, created_sub = false;
     if (auto st = ensure_dir(folder, 0700, created); !st) return st.error();
     for (const char* sub : {"/tmp", "/new", "/cur"}) {
@@ -253,12 +311,10 @@ Result<std::string> MaildirDeliverer::prepare_maildir(const LocalDelivery& d) {
   // Maildir++ subfolder for +detail, only when the user already made it.
   if (options_.detail_folder && safe_component(d.detail)) {
     std::string folder = fs::join(maildir, "." + d.detail);
-    if (is_directory(folder + "/new") && is_directory(folder + "/tmp")) return folder;
+    if (maildir_ready(folder, /*need_cur=*/false)) return folder;
   }
 
-  if (is_directory(maildir + "/tmp") && is_directory(maildir + "/new") && is_directory(maildir + "/cur")) {
-    return maildir;
-  }
+  if (maildir_ready(maildir)) return maildir;
   if (auto st = make_parents(fs::dirname(maildir)); !st) return st.error();
   bool created_root = false, created_sub = false;
   if (auto st = ensure_dir(maildir, 0700, created_root); !st) return st.error();
@@ -277,14 +333,22 @@ Result<std::string> MaildirDeliverer::prepare_maildir(const LocalDelivery& d) {
 
 Status MaildirDeliverer::write_tmp(Pending& p, std::string_view lf_content) {
   int err = EEXIST;
+  if (proc_fd_links_available()) {
+    p.fd = ::open((p.maildir + "/tmp").c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    err = p.fd < 0 ? errno : 0;
+    if (err == ENOENT) ready_maildirs().forget(p.maildir);
+    // Not supported here: fall back to a named file.
+    if (err == EOPNOTSUPP || err == EISDIR || err == EINVAL) err = EEXIST;
+  }
   for (int attempt = 0; attempt < kNameAttempts && err == EEXIST; ++attempt) {
     p.tmp_path = p.maildir + "/tmp/" + unique_name();
     p.fd = ::open(p.tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     err = p.fd < 0 ? errno : 0;
   }
   if (p.fd < 0) {
-    std::string path = p.tmp_path;
+    std::string path = p.tmp_path.empty() ? p.maildir + "/tmp" : p.tmp_path;
     p.tmp_path.clear();  // nothing of ours to remove
+    if (err == ENOENT) ready_maildirs().forget(p.maildir);
     return io_error("open " + path, err);
   }
   // RFC 5321 §4.4: the delivering system records the envelope sender in a
@@ -292,9 +356,8 @@ Status MaildirDeliverer::write_tmp(Pending& p, std::string_view lf_content) {
   // the envelope recipient and lets loops be detected.
   std::string headers = "Return-Path: <" + one_line(p.delivery->sender) + ">\n" +
                         "Delivered-To: " + one_line(p.delivery->recipient) + "\n";
-  err = write_fully(p.fd, headers);
-  if (err == 0) err = write_fully(p.fd, lf_content);
-  if (err != 0) return io_error("write " + p.tmp_path, err);
+  err = write_fully(p.fd, headers, lf_content);
+  if (err != 0) return io_error("write " + (p.tmp_path.empty() ? p.maildir + "/tmp" : p.tmp_path), err);
   p.size = headers.size() + lf_content.size();
   return ok();
 }
@@ -303,6 +366,18 @@ Status MaildirDeliverer::publish(Pending& p) {
   for (int attempt = 0; attempt < kNameAttempts; ++attempt) {
     // ",S=<size>" lets readers know the size without stat (Maildir++).
     std::string target = p.maildir + "/new/" + unique_name() + ",S=" + std::to_string(p.size);
+    if (p.tmp_path.empty()) {
+      // The unnamed O_TMPFILE inode, still open: link it by its /proc name.
+      std::string self = "/proc/self/fd/" + std::to_string(p.fd);
+      if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, target.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+        p.final_path = std::move(target);
+        return ok();
+      }
+      int err = errno;
+      if (err == EEXIST) continue;
+      if (err == ENOENT) ready_maildirs().forget(p.maildir);
+      return io_error("link into " + p.maildir + "/new", err);
+    }
     if (::link(p.tmp_path.c_str(), target.c_str()) == 0) {
       ::unlink(p.tmp_path.c_str());
       p.tmp_path.clear();
@@ -311,6 +386,7 @@ Status MaildirDeliverer::publish(Pending& p) {
     }
     int err = errno;
     if (err == EEXIST) continue;
+    if (err == ENOENT) ready_maildirs().forget(p.maildir);
     if (err == EPERM || err == EOPNOTSUPP || err == ENOSYS || err == EMLINK) {
       // File systems without hard links: rename is atomic too, and the name
       // is fresh, so it cannot replace another message in practice.
@@ -386,9 +462,7 @@ std::vector<Result<std::string>> MaildirDeliverer::deliver_many(const std::vecto
       if (shared_sync && ::syncfs(files.front()->fd) != 0) shared_err = errno;
       for (Pending* p : files) {
         int err = shared_sync ? shared_err : (::fsync(p->fd) == 0 ? 0 : errno);
-        if (::close(p->fd) != 0 && err == 0) err = errno;
-        p->fd = -1;
-        if (err != 0) p->fail(io_error((shared_sync ? "syncfs " : "fsync ") + p->tmp_path, err));
+        if (err != 0) p->fail(io_error((shared_sync ? "syncfs " : "fsync ") + p->maildir + "/tmp", err));
       }
     }
     // 3. Publish into new/.
@@ -396,8 +470,13 @@ std::vector<Result<std::string>> MaildirDeliverer::deliver_many(const std::vecto
     for (Pending& p : pending) {
       if (p.error) continue;
       std::unique_lock lock(maildir_lock(p.maildir));
-      if (auto st = publish(p); !st) {
-        p.fail(st.error());
+      Status published = publish(p);
+      // The file is durable (synced above) and linked or failed: close it.
+      // (An error of close(2) after fsync cannot concern the data.)
+      ::close(p.fd);
+      p.fd = -1;
+      if (!published) {
+        p.fail(published.error());
         continue;
       }
       new_dirs.insert(p.maildir + "/new");

@@ -72,14 +72,17 @@ class MaildirDeliverer {
   struct Pending;
   // Resolves the target Maildir (including the detail folder) and creates it.
   Result<std::string> prepare_maildir(const LocalDelivery& delivery);
-  // Writes headers + LF-converted body to a fresh file in tmp/ (not synced).
+  // Writes headers + LF-converted body to a fresh file in tmp/ (not synced;
+  // unnamed, O_TMPFILE, when possible).
   Status write_tmp(Pending& pending, std::string_view lf_content);
-  // Links tmp → new (rename when links are unsupported), removes tmp.
+  // Links the tmp file into new/ (rename when links are unsupported),
+  // removes its tmp/ name if it has one. The file must still be open.
   Status publish(Pending& pending);
 
   Options options_;
   std::string escaped_hostname_;
   Status template_status_;
+  long pid_ = 0;  // for unique names (tern does not fork after start-up)
 };
 
 }  // namespace tern::delivery

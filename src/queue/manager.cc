@@ -71,6 +71,7 @@ void QueueManager::notify_ready(std::optional<size_t> lane) {
 
 void QueueManager::add(Envelope env) {
   size_t lane = 0;
+  bool wake = true;
   {
     std::lock_guard lock(mu_);
     if (env.received_at == 0) env.received_at = clock_.now();
@@ -84,8 +85,44 @@ void QueueManager::add(Envelope env) {
     entry.env = std::move(env);
     reindex(entry);
     lane = entry.lane;
+    // A worker is gathering a batch: wake it only once the batch is full
+    // (it wakes by itself when its window ends).
+    const Gathering& g = gathering_[lane];
+    if (g.waiting > 0 && count_due(lane, g.min_count) < g.min_count) wake = false;
   }
-  notify_ready(lane);
+  if (wake) notify_ready(lane);
+}
+
+size_t QueueManager::count_due(size_t lane, size_t limit) const {
+  const int64_t now = clock_.now();
+  size_t n = 0;
+  for (auto it = due_[lane].begin(); it != due_[lane].end() && n < limit && it->first <= now; ++it) ++n;
+  return n;
+}
+
+void QueueManager::set_gathering(size_t lane, size_t min_count, std::chrono::milliseconds window) {
+  std::lock_guard lock(mu_);
+  Gathering& g = gathering_[std::min(lane, kLanes - 1)];
+  g.min_count = std::max<size_t>(1, min_count);
+  g.window = window;
+}
+
+void QueueManager::wait_for_batch(size_t lane) {
+  lane = std::min(lane, kLanes - 1);
+  std::unique_lock lock(mu_);
+  Gathering& g = gathering_[lane];
+  if (g.min_count <= 1 || g.window.count() <= 0) return;
+  for (;;) {
+    size_t n = count_due(lane, g.min_count);
+    if (shutdown_ || n == 0 || n >= g.min_count) return;
+    auto now = std::chrono::steady_clock::now();
+    if (!g.since) g.since = now;
+    auto deadline = *g.since + g.window;
+    if (now >= deadline) return;
+    ++g.waiting;
+    ready_cv_[lane].wait_until(lock, deadline);
+    --g.waiting;
+  }
 }
 
 void QueueManager::set_lane_classifier(std::function<size_t(const Envelope&)> classifier) {
@@ -98,6 +135,7 @@ std::vector<Envelope> QueueManager::take_ready(int64_t now, size_t max, size_t l
   std::vector<Envelope> out;
   std::lock_guard lock(mu_);
   auto& due = due_[std::min(lane, kLanes - 1)];
+  gathering_[std::min(lane, kLanes - 1)].since.reset();
   while (out.size() < max && !due.empty() && due.begin()->first <= now) {
     auto it = entries_.find(due.begin()->second);
     Entry& entry = it->second;

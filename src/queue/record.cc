@@ -475,7 +475,10 @@ Result<SegmentScan> scan_segment(uint64_t serial, const ReadAt& read_at, uint64_
   scan.valid_end = pos;
   while (pos < file_size) {
     if (file_size - pos < kRecordHeaderSize) {
-      scan.problem = "torn record header at offset " + std::to_string(pos);
+      auto rest = view(pos, file_size - pos);
+      if (!rest) return rest.error();
+      bool zeros = std::all_of(rest->begin(), rest->end(), [](char c) { return c == 0; });
+      if (!zeros) scan.problem = "torn record header at offset " + std::to_string(pos);
       break;
     }
     auto head = view(pos, kRecordHeaderSize);
@@ -484,6 +487,10 @@ Result<SegmentScan> scan_segment(uint64_t serial, const ReadAt& read_at, uint64_
       scan.problem = "short read at offset " + std::to_string(pos);
       break;
     }
+    // Zeros where a record header would be: the end of the log in a
+    // segment whose tail was preallocated (Spool::Options::prefill_bytes).
+    // A record header is never all zeros (types are letters).
+    if (std::all_of(head->begin(), head->end(), [](char c) { return c == 0; })) break;
     RecordHeader h = decode_record_header(head->data());
     uint64_t payload_at = pos + kRecordHeaderSize;
     if (h.length > kMaxRecordPayload || h.length > file_size - payload_at) {

@@ -571,6 +571,7 @@ void Spool::committer_loop() {
     if (!st) log::error("spool_sync_failed").kv("dir", dir_).kv("error", st.error().text);
     for (auto& done : batch) done(st);
     if (st) maintain(gen);
+    if (st) prefill();
     lock.lock();
     if (!st) {  // retry those with the next batch
       for (auto& seg : dirty) seg->dirty = true;
@@ -593,6 +594,40 @@ Status Spool::sync_batch(std::vector<std::shared_ptr<Segment>>& dirty, bool dir_
   // A new segment is a directory entry: flush the directory too.
   if (dir_changed && ::fsync(dir_fd_) != 0 && result) result = io_error("fsync " + dir_, errno);
   return result;
+}
+
+void Spool::prefill() {
+  // Pieces of 64 KiB, each written under mu_: a writer never appends into a
+  // piece being zeroed (the piece starts at or after the current end) and
+  // waits for at most one piece. The zeros reach the disk with the next
+  // sync batch (the segment is marked dirty); sync_file_range starts that
+  // writeback now so the batch waits less.
+  constexpr uint64_t kPiece = 64 * 1024;
+  static const std::string zeros(kPiece, '\0');
+  if (options_.prefill_bytes == 0) return;
+  std::shared_ptr<Segment> seg;
+  uint64_t first = 0, last = 0;
+  for (;;) {
+    std::lock_guard lock(mu_);
+    if (!active_ || (seg && seg != active_)) break;
+    seg = active_;
+    const uint64_t target = std::min(options_.segment_bytes, seg->end + options_.prefill_bytes);
+    const uint64_t from = std::max(seg->prefilled, seg->end);
+    if (from >= target) break;
+    // Top up once half the lead is used, then in one run: not a piece after
+    // every commit.
+    if (first == 0 && from - seg->end >= (target - seg->end) / 2) break;
+    const uint64_t n = std::min(kPiece, target - from);
+    if (auto st = pwrite_full(seg->fd, std::string_view(zeros.data(), n), from); !st) {
+      log::warn("spool_prefill_failed").kv("file", seg->path).kv("error", st.error().text);
+      break;
+    }
+    if (first == 0) first = from;
+    last = from + n;
+    seg->prefilled = last;
+    seg->dirty = true;
+  }
+  if (seg && last > first) ::sync_file_range(seg->fd, static_cast<off64_t>(first), static_cast<off64_t>(last - first), SYNC_FILE_RANGE_WRITE);
 }
 
 void Spool::maintain(uint64_t synced_gen) {

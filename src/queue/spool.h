@@ -53,6 +53,13 @@ class Spool {
     // ... and has been retired (no longer the active segment) this long:
     // younger messages are usually just waiting their turn for delivery.
     int64_t compact_after_seconds = 300;
+    // The committer keeps this much of the active segment ahead of its end
+    // written with zeros (and synced once), so that appends overwrite
+    // allocated blocks inside the file's size: each group commit's
+    // fdatasync(2) then writes only the data, not the size, extents and
+    // block bitmaps as well (measured: half the time and CPU per sync on
+    // ext4). 0 = append to the end of the file.
+    uint64_t prefill_bytes = 4ull << 20;
   };
 
   // Opens (creating if needed) the spool directory `dir`, replays its
@@ -171,6 +178,7 @@ class Spool {
     int fd = -1;
     uint64_t nonce = 0;
     uint64_t end = 0;         // where the next record goes (active segment)
+    uint64_t prefilled = 0;   // bytes [end, prefilled) of the file are zeros (Options::prefill_bytes)
     size_t live = 0;          // queued messages (and open writers) with records here
     bool dirty = false;       // written since the last sync batch
     uint64_t freed_gen = 0;   // write generation at which `live` last dropped to 0
@@ -210,6 +218,9 @@ class Spool {
   // After a sync: copies forward the live messages of an old segment, and
   // deletes unreferenced segments oldest first.
   void maintain(uint64_t synced_gen);
+  // Zero-fills the active segment up to Options::prefill_bytes past its end
+  // (committer thread, in pieces taken under mu_).
+  void prefill();
   Status compact_one_locked(const std::string& id);
   Status quarantine(const std::string& name, std::string_view why);
   uint64_t next_nonce();

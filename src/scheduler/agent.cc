@@ -32,6 +32,7 @@ void DeliveryAgent::start() {
       return kLocalLane;
     });
   }
+  queue_.set_gathering(kLocalLane, kMaxBatch, options_.gather_window);
   for (size_t i = 0; i < std::max<size_t>(1, options_.workers); ++i) {
     threads_.emplace_back([this] {
       pthread_setname_np(pthread_self(), "tern-deliver");
@@ -92,7 +93,9 @@ void DeliveryAgent::worker(size_t max_batch, size_t lane) {
     bool want_idle = queue_.size() < kIdleBacklog;
     if (want_idle != idle_class && options_.yield_to_smtp) set_class(want_idle);
     // Lease whatever is due (up to kMaxBatch): under load a worker delivers
-    // a burst of messages with one round of syncs.
+    // a burst of messages with one round of syncs. Local workers first let
+    // a batch gather (QueueManager::set_gathering, at most kGatherWindow).
+    queue_.wait_for_batch(lane);
     auto batch = queue_.take_ready(clock_.now(), max_batch, lane);
     if (batch.empty()) {
       auto due = queue_.next_due(lane);

@@ -8,6 +8,7 @@
 // sleeps until the next due time or until the queue signals new work.
 #pragma once
 
+#include <chrono>
 #include <atomic>
 #include <functional>
 #include <map>
@@ -32,6 +33,9 @@ struct AgentOptions {
   size_t remote_workers = 0;
   int nice = 10;  // scheduling priority of the workers when they compete with the SMTP threads
   bool yield_to_smtp = true;  // SCHED_IDLE while the backlog is below DeliveryAgent::kIdleBacklog
+  // Local workers wait up to this long for kMaxBatch messages to be due
+  // before taking fewer (QueueManager::set_gathering); 0 = take at once.
+  std::chrono::milliseconds gather_window{100};
 };
 
 class DeliveryAgent {

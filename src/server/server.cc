@@ -106,37 +106,53 @@ Status Server::bind() {
     auto addr = asio::ip::make_address(l.address.host, ec);
     if (ec) return Error::local("listener " + l.address.to_string() + ": " + ec.message());
     tcp::endpoint ep(addr, l.address.port);
-    auto acc = std::make_unique<tcp::acceptor>(*contexts_[0]);
-    acc->open(ep.protocol(), ec);
-    if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec && addr.is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
-    if (!ec) acc->bind(ep, ec);
-    if (!ec) acc->listen(1024, ec);
-    if (ec) return Error::local("listener " + l.address.to_string() + ": " + ec.message());
+    const bool shared = contexts_.size() > 1;
+    if (shared) {
+      // SO_REUSEPORT would also let a second server (same user) join the
+      // port and silently take half the connections. A plain bind first
+      // fails with "address in use" if any socket holds the port.
+      tcp::acceptor probe(*contexts_[0]);
+      probe.open(ep.protocol(), ec);
+      if (!ec) probe.set_option(tcp::acceptor::reuse_address(true), ec);
+      if (!ec && addr.is_v6()) probe.set_option(asio::ip::v6_only(true), ec);
+      if (!ec) probe.bind(ep, ec);
+      if (ec) return Error::local("listener " + l.address.to_string() + ": " + ec.message());
+      ep.port(probe.local_endpoint().port());  // the port chosen for port 0
+      probe.close(ec);
+    }
+    for (size_t i = 0; i < (shared ? contexts_.size() : 1); ++i) {
+      auto acc = std::make_unique<tcp::acceptor>(*contexts_[i]);
+      acc->open(ep.protocol(), ec);
+      if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
+      if (!ec && shared) acc->set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
+      if (!ec && addr.is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
+      if (!ec) acc->bind(ep, ec);
+      if (!ec) acc->listen(1024, ec);
+      if (ec) return Error::local("listener " + l.address.to_string() + ": " + ec.message());
+      listeners_.push_back(Listener{l, i, std::move(acc)});
+    }
     log::info("listening").kv("role", config::role_name(l.role)).kv("address", l.address.to_string());
-    listeners_.push_back(Listener{l, std::move(acc)});
   }
   return ok();
 }
 
 void Server::accept_loop(Listener& l) {
+  auto& ctx = *contexts_[l.context];
   asio::co_spawn(
-      *contexts_[0],
-      [this, &l]() -> asio::awaitable<void> {
+      ctx,
+      [this, &l, &ctx]() -> asio::awaitable<void> {
         constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
         for (;;) {
-          size_t index = next_context_++ % contexts_.size();
-          auto& ctx = *contexts_[index];
-          auto [ec, sock] = co_await l.acceptor->async_accept(ctx, kNoThrow);
+          auto [ec, sock] = co_await l.acceptor->async_accept(kNoThrow);
           if (shutting_down_) co_return;
           if (ec) {
             if (ec == asio::error::operation_aborted) co_return;
             log::warn("accept_error").kv("error", ec.message());
-            asio::steady_timer pause(*contexts_[0], std::chrono::milliseconds(100));
+            asio::steady_timer pause(ctx, std::chrono::milliseconds(100));
             co_await pause.async_wait(kNoThrow);
             continue;
           }
-          asio::co_spawn(ctx, run_session(*this, l.cfg, std::move(sock), resolver(index)), asio::detached);
+          asio::co_spawn(ctx, run_session(*this, l.cfg, std::move(sock), resolver(l.context)), asio::detached);
         }
       },
       asio::detached);
@@ -155,12 +171,12 @@ void Server::start() {
 void Server::shutdown(std::chrono::seconds grace) {
   if (shutting_down_.exchange(true)) return;
   log::info("shutdown").kv("sessions", static_cast<uint64_t>(active_.load()));
-  asio::post(*contexts_[0], [this] {
-    for (auto& l : listeners_) {
+  for (auto& l : listeners_) {
+    asio::post(*contexts_[l.context], [&l] {
       boost::system::error_code ec;
       l.acceptor->close(ec);
-    }
-  });
+    });
+  }
   for (auto& c : contexts_) asio::post(*c, [] { shutdown_sessions_on_this_thread(); });
   auto until = std::chrono::steady_clock::now() + grace;
   while (active_.load() > 0 && std::chrono::steady_clock::now() < until) {

@@ -88,8 +88,13 @@ class Server {
   dns::Resolver* resolver(size_t index) const { return index < resolvers_.size() ? resolvers_[index].get() : nullptr; }
 
  private:
+  // One listening socket per event-loop thread, all bound to the listener's
+  // address with SO_REUSEPORT: the kernel spreads new connections over the
+  // threads, and a session lives on the thread whose socket accepted it
+  // (no hand-off of the connection to another thread's epoll set).
   struct Listener {
     config::Listener cfg;
+    size_t context = 0;  // index into contexts_
     std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor;
   };
   void accept_loop(Listener& l);
@@ -102,7 +107,6 @@ class Server {
   std::vector<std::thread> threads_;
   std::vector<std::unique_ptr<dns::Resolver>> resolvers_;  // one per context
   std::vector<Listener> listeners_;
-  std::atomic<size_t> next_context_{0};
   std::atomic<size_t> active_{0};
   std::atomic<bool> shutting_down_{false};
   std::mutex conn_mu_;

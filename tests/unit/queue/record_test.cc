@@ -212,6 +212,22 @@ TEST(SegmentTest, CommittedMessageWithLaterStateWins) {
   EXPECT_TRUE(m.state_loc.has_value());
 }
 
+TEST(SegmentTest, ZeroTailEndsTheLogCleanly) {
+  Envelope env = sample_envelope();
+  std::string seg = build_segment(env, "hello", true);
+  for (size_t zeros : {size_t{3}, size_t{9}, size_t{65536}}) {
+    SCOPED_TRACE(zeros);
+    SegmentScan scan = scan_segment_bytes(seg + std::string(zeros, '\0'));
+    EXPECT_TRUE(scan.problem.empty()) << scan.problem;
+    EXPECT_EQ(scan.valid_end, seg.size());
+    EXPECT_EQ(scan.records.size(), 3u);
+  }
+  // Bytes that are not all zero after the last record are still damage.
+  SegmentScan torn = scan_segment_bytes(seg + std::string(8, '\0') + "x" + std::string(100, '\0'));
+  EXPECT_FALSE(torn.problem.empty());
+  EXPECT_EQ(torn.valid_end, seg.size());
+}
+
 TEST(SegmentTest, UncommittedAndBadMagic) {
   SpoolReplay replay;
   replay.apply(scan_segment_bytes(build_segment(sample_envelope(), "x", false)));

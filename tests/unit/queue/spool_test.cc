@@ -53,6 +53,16 @@ std::unique_ptr<Spool> open_spool(const std::string& dir, Spool::SyncMode mode =
   return spool ? std::move(*spool) : nullptr;
 }
 
+// A spool that appends at the end of its files (no zero-filled tail), for
+// tests that treat the file size as the end of the log.
+std::unique_ptr<Spool> open_unprefilled_spool(const std::string& dir) {
+  Spool::Options o;
+  o.prefill_bytes = 0;
+  auto spool = Spool::open(dir, o);
+  EXPECT_TRUE(spool) << spool.error().text;
+  return spool ? std::move(*spool) : nullptr;
+}
+
 // Writes one committed, synced message and returns its id.
 std::string write_message(Spool& spool, const Envelope& env, std::string_view content) {
   auto writer = spool.create();
@@ -274,7 +284,7 @@ TEST(SpoolTest, TornLastWriteRecoversPreviousStateAtEveryOffset) {
   size_t before_last = 0;
   Envelope previous;
   {
-    auto spool = open_spool(base_dir);
+    auto spool = open_unprefilled_spool(base_dir);
     id = write_message(*spool, make_envelope(2), "content\r\n");
     auto env = spool->load(id);
     ASSERT_TRUE(env);
@@ -315,6 +325,60 @@ TEST(SpoolTest, TornLastWriteRecoversPreviousStateAtEveryOffset) {
     auto loaded = spool->load(id);
     ASSERT_TRUE(loaded);
     EXPECT_EQ(*loaded, next);
+  }
+}
+
+TEST(SpoolTest, PrefilledTailIsTheCleanEndOfTheLog) {
+  TempDir tmp;
+  std::string base_dir = tmp.sub("base");
+  std::string id, full, name;
+  size_t before_last = 0, log_end = 0;
+  Envelope previous;
+  {
+    auto spool = open_spool(base_dir);
+    id = write_message(*spool, make_envelope(2), "content\r\n");
+    // The committer zero-fills after a sync batch; the next sync returns
+    // only after that.
+    ASSERT_TRUE(spool->sync());
+    auto segs = segment_files(base_dir);
+    ASSERT_EQ(segs.size(), 1u);
+    name = std::filesystem::path(segs[0]).filename().string();
+    std::string bytes = read_bytes(segs[0]);
+    ASSERT_GE(bytes.size(), size_t{4} << 20) << "the tail is preallocated";
+    before_last = bytes.find_last_not_of('\0') + 1;
+    auto env = spool->load(id);
+    ASSERT_TRUE(env);
+    previous = *env;
+    env->recipients[0].attempts = 2;
+    env->recipients[0].last_reply = "second";
+    ASSERT_TRUE(spool->append_state(*env));
+    ASSERT_TRUE(spool->sync());
+    full = read_bytes(segs[0]);
+    log_end = full.find_last_not_of('\0') + 1;
+    ASSERT_GT(log_end, before_last) << "the state record overwrote zeros";
+    EXPECT_EQ(full.size(), bytes.size()) << "no growth inside the prefilled region";
+  }
+  {
+    // Reopened as is: both records, and the zeros are not reported as damage.
+    auto spool = open_spool(base_dir);
+    auto loaded = spool->load(id);
+    ASSERT_TRUE(loaded);
+    EXPECT_EQ(loaded->recipients[0].last_reply, "second");
+  }
+  // A torn last write inside the zeroed region: the file keeps its size,
+  // the record is cut anywhere and the rest stays zero.
+  for (size_t cut = before_last; cut < log_end; cut += 7) {
+    SCOPED_TRACE("cut at " + std::to_string(cut));
+    std::string dir = tmp.sub("cut" + std::to_string(cut));
+    ASSERT_TRUE(fs::make_dirs(dir));
+    std::string torn = full;
+    std::fill(torn.begin() + static_cast<std::ptrdiff_t>(cut), torn.end(), '\0');
+    write_bytes(fs::join(dir, name), torn);
+    auto spool = open_spool(dir);
+    auto recovered = spool->recover();
+    ASSERT_TRUE(recovered);
+    ASSERT_EQ(recovered->size(), 1u);
+    EXPECT_EQ((*recovered)[0], previous);
   }
 }
 
