@@ -46,7 +46,25 @@ void write_all(const std::string& s) {
   }
 }
 
+// Lines collected by the thread's active Batch (see log.h).
+struct ThreadBatch {
+  bool active = false;
+  std::string lines;
+};
+thread_local ThreadBatch t_batch;
+constexpr size_t kBatchFlushBytes = 32 * 1024;
+
 }  // namespace
+
+Batch::Batch() : outer_(!t_batch.active) { t_batch.active = true; }
+
+Batch::~Batch() {
+  if (!outer_) return;
+  t_batch.active = false;
+  if (!t_batch.lines.empty()) write_all(t_batch.lines);
+  t_batch.lines.clear();
+  if (t_batch.lines.capacity() > 4 * kBatchFlushBytes) t_batch.lines.shrink_to_fit();
+}
 
 void set_min_level(Level level) { g_min_level.store(static_cast<int>(level)); }
 Level min_level() { return static_cast<Level>(g_min_level.load()); }
@@ -99,6 +117,14 @@ Line::Line(Level level, std::string_view event)
 Line::~Line() {
   if (!enabled_) return;
   buf_.push_back('\n');
+  if (t_batch.active) {
+    t_batch.lines += buf_;
+    if (t_batch.lines.size() >= kBatchFlushBytes) {
+      write_all(t_batch.lines);
+      t_batch.lines.clear();
+    }
+    return;
+  }
   write_all(buf_);
 }
 

@@ -49,4 +49,20 @@ inline Line error(std::string_view event) { return Line(Level::kError, event); }
 // Appends `value` to `out`, quoted and escaped if needed (exposed for tests).
 void append_value(std::string& out, std::string_view value);
 
+// While a Batch lives, the lines its thread logs are collected and written
+// with one write(2) when it ends (or when they pass 32 KiB), instead of one
+// write each. For loops that log a line per item and do not wait for
+// anything a reader of the log would be waiting for (a delivery worker's
+// batch). Nested batches join the outer one.
+class Batch {
+ public:
+  Batch();
+  ~Batch();
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+
+ private:
+  bool outer_;
+};
+
 }  // namespace tern::log

@@ -103,6 +103,11 @@ void DeliveryAgent::worker(size_t max_batch, size_t lane) {
       queue_.wait_for_work(std::chrono::milliseconds(std::min<int64_t>(wait_s, 60) * 1000 + 50), lane);
       continue;
     }
+    // A local batch's log lines (one per recipient) go out in one write.
+    // (Not for remote deliveries: they can take minutes, and their lines
+    // should appear as they happen.)
+    std::optional<log::Batch> lines;
+    if (lane == kLocalLane) lines.emplace();
     deliver_batch(std::move(batch));
   }
 }

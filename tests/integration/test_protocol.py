@@ -2,7 +2,9 @@
 parameters (RFC 3461) as the queue records them, and the small commands
 VRFY, HELP, NOOP and RSET (RFC 5321 §4.1.1)."""
 
-from ternlib import RawSmtp, queued_id, wait_for_messages
+import subprocess
+
+from ternlib import TERN_BIN, RawSmtp, queued_id, wait_for_messages
 
 
 def greet(t):
@@ -108,3 +110,24 @@ def test_vrfy_help_noop_rset(tern):
     assert c.closed_by_peer()
     c.close()
     assert "queue is empty" in tern.queue("list").stdout
+
+
+def test_second_server_on_the_same_port_fails_to_start(tern_factory):
+    """Each event-loop thread has its own SO_REUSEPORT listening socket; a
+    second server (another data directory, same port) must not join that
+    group and take a share of the connections: it exits with an error."""
+    first = tern_factory(listeners=("mx",))
+    second = tern_factory(name="second", listeners=("mx",), start=False)
+    with open(second.config_path) as f:
+        config = f.read()
+    config = config.replace("127.0.0.1:%d" % second.ports["mx"], "127.0.0.1:%d" % first.ports["mx"])
+    with open(second.config_path, "w") as f:
+        f.write(config)
+    res = subprocess.run([TERN_BIN, "serve", "--config", second.config_path], capture_output=True, text=True,
+                         timeout=30)
+    assert res.returncode != 0, res.stderr
+    assert "Address already in use" in res.stderr + res.stdout, res.stderr
+    # The first server still answers every connection.
+    for _ in range(10):
+        c = greet(first)
+        c.close()

@@ -63,6 +63,27 @@ TEST(Maildir, DeliversIntoNewWithHeadersAndLfEndings) {
   EXPECT_NE(files[0].find(".mx.example.org,S=" + std::to_string(stored.size())), std::string::npos) << files[0];
 }
 
+TEST(Maildir, MaildirRemovedBetweenDeliveriesIsMadeAgain) {
+  TempDir tmp;
+  MaildirDeliverer deliverer({tmp / "{user}", "h"});
+  ASSERT_TRUE(deliverer.deliver(alice(), kMessage));
+  // The deliverer remembers the Maildir as ready; the mailbox goes away
+  // (a user deleted, an administrator moving things), then mail comes.
+  std::filesystem::remove_all(tmp / "alice");
+  auto again = deliverer.deliver(alice(), kMessage);
+  ASSERT_TRUE(again) << again.error().to_string();
+  EXPECT_EQ(list_files(tmp / "alice/new").size(), 1u);
+  EXPECT_TRUE(list_files(tmp / "alice/tmp").empty());
+  // Only new/ removed: the link fails, the Maildir is checked and repaired.
+  std::filesystem::remove_all(tmp / "alice/new");
+  auto third = deliverer.deliver(alice(), kMessage);
+  ASSERT_TRUE(!third || list_files(tmp / "alice/new").size() == 1u);
+  auto fourth = deliverer.deliver(alice(), kMessage);
+  ASSERT_TRUE(fourth) << fourth.error().to_string();
+  EXPECT_EQ(fs::dirname(*fourth), tmp / "alice/new");
+  EXPECT_TRUE(list_files(tmp / "alice/tmp").empty());
+}
+
 TEST(Maildir, CreatesMissingFoldersWithModes) {
   TempDir tmp;
   MaildirDeliverer deliverer({tmp / "a/b/{domain}/{user}/Maildir", "h"});

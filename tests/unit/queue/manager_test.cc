@@ -366,5 +366,52 @@ TEST_F(QueueManagerTest, ListIsASnapshotInArrivalOrder) {
   EXPECT_EQ(all[1].recipients.size(), 2u);
 }
 
+TEST_F(QueueManagerTest, GatheringWaitsForABatchOrTheWindow) {
+  using std::chrono::milliseconds;
+  using std::chrono::steady_clock;
+  // Off by default: returns at once.
+  enqueue();
+  auto t0 = steady_clock::now();
+  manager_->wait_for_batch(0);
+  EXPECT_LT(steady_clock::now() - t0, milliseconds(100));
+  EXPECT_EQ(manager_->take_ready(clock_.now(), 10).size(), 1u);
+
+  manager_->set_gathering(0, 3, milliseconds(300));
+  // Nothing due: returns at once (the worker then waits for work).
+  t0 = steady_clock::now();
+  manager_->wait_for_batch(0);
+  EXPECT_LT(steady_clock::now() - t0, milliseconds(100));
+  // One due message: waits for the window.
+  enqueue();
+  t0 = steady_clock::now();
+  manager_->wait_for_batch(0);
+  EXPECT_GE(steady_clock::now() - t0, milliseconds(250));
+  EXPECT_EQ(manager_->take_ready(clock_.now(), 10).size(), 1u);
+  // A full batch arriving during the window ends the wait early.
+  enqueue();
+  std::thread more([&] {
+    std::this_thread::sleep_for(milliseconds(50));
+    enqueue();
+    enqueue();
+  });
+  t0 = steady_clock::now();
+  manager_->wait_for_batch(0);
+  auto waited = steady_clock::now() - t0;
+  more.join();
+  EXPECT_LT(waited, milliseconds(250));
+  EXPECT_EQ(manager_->take_ready(clock_.now(), 10).size(), 3u);
+  // Shutdown ends a wait.
+  enqueue();
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(milliseconds(50));
+    manager_->shutdown();
+  });
+  t0 = steady_clock::now();
+  manager_->wait_for_batch(0);
+  waited = steady_clock::now() - t0;
+  stopper.join();
+  EXPECT_LT(waited, milliseconds(250));
+}
+
 }  // namespace
 }  // namespace tern::queue
