@@ -47,8 +47,9 @@ void QueueManager::reindex(Entry& entry) {
 Status QueueManager::persist_state(const Envelope& env) {
   Status st = spool_.append_state(env);
   if (!st) log::error("queue_persist_failed").kv("id", env.id).kv("error", st.error().text);
-  // Make the change durable soon, sharing the sync with everyone else.
-  spool_.sync_async([](Status) {});
+  // Durable soon, with the next group commit (or within
+  // Spool::kLazySyncDelay): a state lost in a crash only repeats an attempt.
+  spool_.sync_soon();
   return st;
 }
 
@@ -206,7 +207,10 @@ Result<Envelope> QueueManager::complete(const std::string& id, const Envelope& u
     notify_ready();
   } else {
     Status st = spool_.remove(id);
-    spool_.sync_async([](Status) {});
+    // As for states: a DONE record lost in a crash means the message is
+    // delivered once more, which the crash guarantee allows for messages in
+    // flight; the next group commit (or kLazySyncDelay) makes it durable.
+    spool_.sync_soon();
     if (!st) {
       log::error("queue_remove_failed").kv("id", id).kv("error", st.error().text);
       return st.error();

@@ -538,6 +538,16 @@ void Spool::sync_async(std::function<void(Status)> done) {
   wake_.notify_one();
 }
 
+void Spool::sync_soon() {
+  {
+    std::lock_guard lock(mu_);
+    if (lazy_due_) return;  // already pending: nothing to do
+    lazy_due_ = std::chrono::steady_clock::now() + kLazySyncDelay;
+  }
+  // Once per delay, not per call: an idle committer switches to a timed wait.
+  wake_.notify_one();
+}
+
 Status Spool::sync() {
   std::promise<Status> promise;
   auto future = promise.get_future();
@@ -548,8 +558,20 @@ Status Spool::sync() {
 void Spool::committer_loop() {
   std::unique_lock lock(mu_);
   for (;;) {
-    wake_.wait(lock, [this] { return stopping_ || !waiting_.empty(); });
-    if (waiting_.empty()) break;  // stopping, and nothing left to complete
+    // Regular requests wake the committer at once; a sync_soon() request
+    // only turns the wait into a timed one.
+    auto requested = [this] { return stopping_ || !waiting_.empty(); };
+    if (lazy_due_) {
+      wake_.wait_until(lock, *lazy_due_, requested);
+    } else {
+      wake_.wait(lock, [&] { return requested() || lazy_due_.has_value(); });
+    }
+    const bool lazy_now = lazy_due_ && std::chrono::steady_clock::now() >= *lazy_due_;
+    if (!requested() && !lazy_now) continue;
+    // Stopping with nothing left to sync (a pending sync_soon() is synced
+    // now rather than lost).
+    if (waiting_.empty() && !lazy_due_) break;
+    lazy_due_.reset();  // the sync below covers every write made so far
     // Everything written before these requests were queued is covered by
     // the sync below, since it starts after they were taken. Requests that
     // arrive meanwhile wait for the next batch: that is the group commit.

@@ -17,12 +17,14 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -118,6 +120,13 @@ class Spool {
   void sync_async(std::function<void(Status)> done);
   // Blocking helper built on sync_async.
   Status sync();
+  // Asks for a sync within kLazySyncDelay without waking the committer now.
+  // For records whose loss in a crash only repeats work (delivery state,
+  // DONE): under load the next group commit, which syncs every dirty
+  // segment, covers them at no extra cost; when quiet they are synced
+  // within the delay.
+  void sync_soon();
+  static constexpr std::chrono::milliseconds kLazySyncDelay{200};
 
   // Whole content of a committed message (checks every chunk's CRC).
   Result<std::string> read_content(const std::string& id) const;
@@ -233,6 +242,7 @@ class Spool {
   mutable std::mutex mu_;
   std::condition_variable wake_;
   std::vector<std::function<void(Status)>> waiting_;
+  std::optional<std::chrono::steady_clock::time_point> lazy_due_;  // sync_soon() pending
   std::map<uint64_t, std::shared_ptr<Segment>> segments_;  // by serial, oldest first
   std::shared_ptr<Segment> active_;
   std::unordered_map<std::string, Indexed> index_;

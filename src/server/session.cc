@@ -1186,8 +1186,7 @@ asio::awaitable<void> Session::run() {
     if (resolver_ != nullptr) connect_dns_ = anti_abuse_->start_dns(sock_.get_executor(), *resolver_, peer_ip_);
   }
   boost::system::error_code ec;
-  sock_.set_option(tcp::no_delay(true), ec);
-  sock_.non_blocking(true, ec);
+  sock_.non_blocking(true, ec);  // TCP_NODELAY is inherited from the listening socket (Server::bind)
   log::info("connect")
       .kv("session", id_)
       .kv("client", peer_)

@@ -4,6 +4,8 @@
 // group commit under 50 concurrent writers.
 #include "queue/spool.h"
 
+#include <chrono>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -380,6 +382,44 @@ TEST(SpoolTest, PrefilledTailIsTheCleanEndOfTheLog) {
     ASSERT_EQ(recovered->size(), 1u);
     EXPECT_EQ((*recovered)[0], previous);
   }
+}
+
+TEST(SpoolTest, SyncSoonSyncsAfterTheDelayOrWithTheNextBatch) {
+  using std::chrono::milliseconds;
+  TempDir tmp;
+  auto spool = open_spool(tmp.path());
+  std::string id = write_message(*spool, make_envelope(1), "content\r\n");
+  ASSERT_TRUE(spool->sync());  // and the prefill after it
+  // Alone: no sync at once, one within the delay.
+  uint64_t before = spool->stats().syncs;
+  ASSERT_TRUE(spool->remove(id));
+  auto t0 = std::chrono::steady_clock::now();
+  spool->sync_soon();
+  std::this_thread::sleep_for(milliseconds(50));
+  EXPECT_EQ(spool->stats().syncs, before) << "a lazy request does not wake the committer";
+  while (spool->stats().syncs == before && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_EQ(spool->stats().syncs, before + 1);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, Spool::kLazySyncDelay - milliseconds(20));
+  // With a regular request in between: that batch covers it, no second sync.
+  std::string id2 = write_message(*spool, make_envelope(1), "more\r\n");
+  before = spool->stats().syncs;
+  ASSERT_TRUE(spool->remove(id2));
+  spool->sync_soon();
+  ASSERT_TRUE(spool->sync());
+  std::this_thread::sleep_for(Spool::kLazySyncDelay + milliseconds(200));
+  EXPECT_EQ(spool->stats().syncs, before + 1);
+  // Pending at shutdown: synced before the spool closes, so the DONE record
+  // is there after a reopen.
+  std::string id3 = write_message(*spool, make_envelope(1), "last\r\n");
+  ASSERT_TRUE(spool->remove(id3));
+  spool->sync_soon();
+  spool.reset();
+  spool = open_spool(tmp.path());
+  auto recovered = spool->recover();
+  ASSERT_TRUE(recovered);
+  EXPECT_TRUE(recovered->empty());
 }
 
 TEST(SpoolTest, GarbageFilesAreReportedNotFatal) {
