@@ -340,10 +340,16 @@ Status MaildirDeliverer::write_tmp(Pending& p, std::string_view lf_content) {
     // Not supported here: fall back to a named file.
     if (err == EOPNOTSUPP || err == EISDIR || err == EINVAL) err = EEXIST;
   }
-  for (int attempt = 0; attempt < kNameAttempts && err == EEXIST; ++attempt) {
-    p.tmp_path = p.maildir + "/tmp/" + unique_name();
-    p.fd = ::open(p.tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    err = p.fd < 0 ? errno : 0;
+  if (err == EEXIST) {
+    // A named file is a directory entry in tmp/: serialized per Maildir
+    // (see maildir_lock). The unnamed O_TMPFILE inode above touches no
+    // directory, so workers write their files in parallel.
+    std::lock_guard lock(maildir_lock(p.maildir));
+    for (int attempt = 0; attempt < kNameAttempts && err == EEXIST; ++attempt) {
+      p.tmp_path = p.maildir + "/tmp/" + unique_name();
+      p.fd = ::open(p.tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      err = p.fd < 0 ? errno : 0;
+    }
   }
   if (p.fd < 0) {
     std::string path = p.tmp_path.empty() ? p.maildir + "/tmp" : p.tmp_path;
@@ -443,7 +449,6 @@ std::vector<Result<std::string>> MaildirDeliverer::deliver_many(const std::vecto
         continue;
       }
       p.maildir = std::move(*maildir);
-      std::lock_guard lock(maildir_lock(p.maildir));
       if (auto st = write_tmp(p, converted[content_slot[i]]); !st) p.fail(st.error());
     }
     // 2. Make the file contents durable. Several files on one file system
