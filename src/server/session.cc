@@ -940,7 +940,9 @@ class Session : public std::enable_shared_from_this<Session> {
       // Not durable: refuse so the client keeps its copy. The file may still
       // be recovered at restart, which at worst duplicates this message.
       log::error("spool_sync_error").kv("id", env.id).kv("error", synced.error().text);
-      server_.deps().spool->remove(env.id);
+      if (Status removed = server_.deps().spool->remove(env.id); !removed) {
+        log::error("spool_remove_failed").kv("id", env.id).kv("error", removed.error().text);
+      }
       reject("data", 451, "4.3.0", "Local error: queue file write error");
       reset_transaction();
       co_return;
