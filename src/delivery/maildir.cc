@@ -248,6 +248,11 @@ struct MaildirDeliverer::Pending {
   std::string final_path;
   size_t size = 0;
   int fd = -1;
+  // The Maildir's tmp/ and new/ opened once per batch (owned by
+  // deliver_many; -1 when they could not be opened: paths are used then).
+  // Relative operations skip walking the Maildir's path for every message.
+  int tmp_dir = -1;
+  int new_dir = -1;
   std::optional<Error> error;
 
   void fail(Error e) {
@@ -334,7 +339,8 @@ Result<std::string> MaildirDeliverer::prepare_maildir(const LocalDelivery& d) {
 Status MaildirDeliverer::write_tmp(Pending& p, std::string_view lf_content) {
   int err = EEXIST;
   if (proc_fd_links_available()) {
-    p.fd = ::open((p.maildir + "/tmp").c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    p.fd = p.tmp_dir >= 0 ? ::openat(p.tmp_dir, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600)
+                          : ::open((p.maildir + "/tmp").c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
     err = p.fd < 0 ? errno : 0;
     if (err == ENOENT) ready_maildirs().forget(p.maildir);
     // Not supported here: fall back to a named file.
@@ -371,11 +377,22 @@ Status MaildirDeliverer::write_tmp(Pending& p, std::string_view lf_content) {
 Status MaildirDeliverer::publish(Pending& p) {
   for (int attempt = 0; attempt < kNameAttempts; ++attempt) {
     // ",S=<size>" lets readers know the size without stat (Maildir++).
-    std::string target = p.maildir + "/new/" + unique_name() + ",S=" + std::to_string(p.size);
+    std::string name = unique_name() + ",S=" + std::to_string(p.size);
+    std::string target = p.maildir + "/new/" + name;
     if (p.tmp_path.empty()) {
-      // The unnamed O_TMPFILE inode, still open: link it by its /proc name.
+      // The unnamed O_TMPFILE inode, still open: linked by descriptor
+      // (AT_EMPTY_PATH: allowed for root, and since Linux 6.10 for the
+      // opener), else by its /proc name.
+      const int dir = p.new_dir >= 0 ? p.new_dir : AT_FDCWD;
+      const char* where = p.new_dir >= 0 ? name.c_str() : target.c_str();
+      static std::atomic<bool> empty_path_refused{false};
+      if (!empty_path_refused.load(std::memory_order_relaxed) && ::linkat(p.fd, "", dir, where, AT_EMPTY_PATH) == 0) {
+        p.final_path = std::move(target);
+        return ok();
+      }
       std::string self = "/proc/self/fd/" + std::to_string(p.fd);
-      if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, target.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+      if (::linkat(AT_FDCWD, self.c_str(), dir, where, AT_SYMLINK_FOLLOW) == 0) {
+        empty_path_refused.store(true, std::memory_order_relaxed);  // the /proc way works, the other did not
         p.final_path = std::move(target);
         return ok();
       }
@@ -439,6 +456,18 @@ std::vector<Result<std::string>> MaildirDeliverer::deliver_many(const std::vecto
     size_t end = std::min(deliveries.size(), start + kBatchChunk);
     std::vector<Pending> pending(end - start);
 
+    // tmp/ and new/ of each Maildir in this chunk, opened once.
+    std::map<std::string, std::pair<int, int>> dirs;
+    struct CloseDirs {
+      std::map<std::string, std::pair<int, int>>& dirs;
+      ~CloseDirs() {
+        for (auto& [path, fds] : dirs) {
+          if (fds.first >= 0) ::close(fds.first);
+          if (fds.second >= 0) ::close(fds.second);
+        }
+      }
+    } close_dirs{dirs};
+
     // 1. Write every copy to tmp/.
     for (size_t i = start; i < end; ++i) {
       Pending& p = pending[i - start];
@@ -449,6 +478,13 @@ std::vector<Result<std::string>> MaildirDeliverer::deliver_many(const std::vecto
         continue;
       }
       p.maildir = std::move(*maildir);
+      auto [it, fresh] = dirs.try_emplace(p.maildir, -1, -1);
+      if (fresh) {
+        it->second.first = ::open((p.maildir + "/tmp").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        it->second.second = ::open((p.maildir + "/new").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      }
+      p.tmp_dir = it->second.first;
+      p.new_dir = it->second.second;
       if (auto st = write_tmp(p, converted[content_slot[i]]); !st) p.fail(st.error());
     }
     // 2. Make the file contents durable. Several files on one file system
@@ -489,7 +525,13 @@ std::vector<Result<std::string>> MaildirDeliverer::deliver_many(const std::vecto
     // 4. Make the new/ entries durable, once per directory. If that fails
     // the entry is withdrawn so the retry does not produce a duplicate.
     for (const std::string& dir : new_dirs) {
-      auto st = fs::fsync_dir(dir);
+      auto open_dir = dirs.find(dir.substr(0, dir.size() - 4));  // "<maildir>/new"
+      Status st;
+      if (open_dir != dirs.end() && open_dir->second.second >= 0) {
+        if (::fsync(open_dir->second.second) != 0) st = io_error("fsync " + dir, errno);
+      } else {
+        st = fs::fsync_dir(dir);
+      }
       if (st) continue;
       for (Pending& p : pending) {
         if (!p.error && p.maildir + "/new" == dir) {
