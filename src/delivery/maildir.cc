@@ -141,10 +141,11 @@ std::mutex& maildir_lock(const std::string& maildir) {
 
 // O_TMPFILE (Linux 3.11, ext4/xfs/btrfs/tmpfs) gives an unnamed inode in
 // tmp/ that is linked into new/ once synced: no tmp/ entry to create and
-// unlink, and nothing is left in tmp/ by a crash. Linking it by name needs
-// /proc (linkat with AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH, which
-// the unprivileged server lacks); without /proc, or on a file system that
-// refuses O_TMPFILE, the classic named tmp/ file is used.
+// unlink, and nothing is left in tmp/ by a crash. It is linked with
+// linkat(AT_EMPTY_PATH) where the kernel allows that (root, or the opener
+// since Linux 6.10), else by its /proc/self/fd name; so it is used only
+// when /proc is there. Without /proc, or on a file system that refuses
+// O_TMPFILE, the classic named tmp/ file is used.
 bool proc_fd_links_available() {
   static const bool available = ::access("/proc/self/fd", X_OK) == 0;
   return available;
@@ -255,6 +256,9 @@ struct MaildirDeliverer::Pending {
   int new_dir = -1;
   std::optional<Error> error;
 
+  // For messages: the tmp/ file's name, or tmp/ itself for an unnamed one.
+  std::string tmp_name() const { return tmp_path.empty() ? maildir + "/tmp" : tmp_path; }
+
   void fail(Error e) {
     if (fd >= 0) ::close(fd);
     fd = -1;
@@ -358,7 +362,7 @@ Status MaildirDeliverer::write_tmp(Pending& p, std::string_view lf_content) {
     }
   }
   if (p.fd < 0) {
-    std::string path = p.tmp_path.empty() ? p.maildir + "/tmp" : p.tmp_path;
+    std::string path = p.tmp_name();
     p.tmp_path.clear();  // nothing of ours to remove
     if (err == ENOENT) ready_maildirs().forget(p.maildir);
     return io_error("open " + path, err);
@@ -369,7 +373,7 @@ Status MaildirDeliverer::write_tmp(Pending& p, std::string_view lf_content) {
   std::string headers = "Return-Path: <" + one_line(p.delivery->sender) + ">\n" +
                         "Delivered-To: " + one_line(p.delivery->recipient) + "\n";
   err = write_fully(p.fd, headers, lf_content);
-  if (err != 0) return io_error("write " + (p.tmp_path.empty() ? p.maildir + "/tmp" : p.tmp_path), err);
+  if (err != 0) return io_error("write " + p.tmp_name(), err);
   p.size = headers.size() + lf_content.size();
   return ok();
 }
@@ -503,11 +507,11 @@ std::vector<Result<std::string>> MaildirDeliverer::deliver_many(const std::vecto
       if (shared_sync && ::syncfs(files.front()->fd) != 0) shared_err = errno;
       for (Pending* p : files) {
         int err = shared_sync ? shared_err : (::fsync(p->fd) == 0 ? 0 : errno);
-        if (err != 0) p->fail(io_error((shared_sync ? "syncfs " : "fsync ") + p->maildir + "/tmp", err));
+        if (err != 0) p->fail(io_error((shared_sync ? "syncfs " : "fsync ") + p->tmp_name(), err));
       }
     }
     // 3. Publish into new/.
-    std::set<std::string> new_dirs;
+    std::set<std::string> linked;  // Maildirs with a new entry
     for (Pending& p : pending) {
       if (p.error) continue;
       std::unique_lock lock(maildir_lock(p.maildir));
@@ -520,21 +524,21 @@ std::vector<Result<std::string>> MaildirDeliverer::deliver_many(const std::vecto
         p.fail(published.error());
         continue;
       }
-      new_dirs.insert(p.maildir + "/new");
+      linked.insert(p.maildir);
     }
     // 4. Make the new/ entries durable, once per directory. If that fails
     // the entry is withdrawn so the retry does not produce a duplicate.
-    for (const std::string& dir : new_dirs) {
-      auto open_dir = dirs.find(dir.substr(0, dir.size() - 4));  // "<maildir>/new"
+    for (const std::string& maildir : linked) {
+      const int new_dir = dirs.at(maildir).second;  // opened in step 1
       Status st;
-      if (open_dir != dirs.end() && open_dir->second.second >= 0) {
-        if (::fsync(open_dir->second.second) != 0) st = io_error("fsync " + dir, errno);
-      } else {
-        st = fs::fsync_dir(dir);
+      if (new_dir < 0) {
+        st = fs::fsync_dir(maildir + "/new");
+      } else if (::fsync(new_dir) != 0) {
+        st = io_error("fsync " + maildir + "/new", errno);
       }
       if (st) continue;
       for (Pending& p : pending) {
-        if (!p.error && p.maildir + "/new" == dir) {
+        if (!p.error && p.maildir == maildir) {
           ::unlink(p.final_path.c_str());
           p.fail(st.error());
         }

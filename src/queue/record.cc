@@ -439,6 +439,13 @@ bool split_message_payload(std::string_view payload, std::string_view& id, std::
   return true;
 }
 
+namespace {
+// The preallocated tail of a segment (Spool::Options::prefill_bytes).
+bool all_zeros(std::string_view bytes) {
+  return std::all_of(bytes.begin(), bytes.end(), [](char c) { return c == 0; });
+}
+}  // namespace
+
 Result<SegmentScan> scan_segment(uint64_t serial, const ReadAt& read_at, uint64_t file_size) {
   SegmentScan scan;
   char magic[kSegmentHeaderSize];
@@ -477,8 +484,7 @@ Result<SegmentScan> scan_segment(uint64_t serial, const ReadAt& read_at, uint64_
     if (file_size - pos < kRecordHeaderSize) {
       auto rest = view(pos, file_size - pos);
       if (!rest) return rest.error();
-      bool zeros = std::all_of(rest->begin(), rest->end(), [](char c) { return c == 0; });
-      if (!zeros) scan.problem = "torn record header at offset " + std::to_string(pos);
+      if (!all_zeros(*rest)) scan.problem = "torn record header at offset " + std::to_string(pos);
       break;
     }
     auto head = view(pos, kRecordHeaderSize);
@@ -490,7 +496,7 @@ Result<SegmentScan> scan_segment(uint64_t serial, const ReadAt& read_at, uint64_
     // Zeros where a record header would be: the end of the log in a
     // segment whose tail was preallocated (Spool::Options::prefill_bytes).
     // A record header is never all zeros (types are letters).
-    if (std::all_of(head->begin(), head->end(), [](char c) { return c == 0; })) break;
+    if (all_zeros(*head)) break;
     RecordHeader h = decode_record_header(head->data());
     uint64_t payload_at = pos + kRecordHeaderSize;
     if (h.length > kMaxRecordPayload || h.length > file_size - payload_at) {

@@ -94,7 +94,8 @@ void DeliveryAgent::worker(size_t max_batch, size_t lane) {
     if (want_idle != idle_class && options_.yield_to_smtp) set_class(want_idle);
     // Lease whatever is due (up to kMaxBatch): under load a worker delivers
     // a burst of messages with one round of syncs. Local workers first let
-    // a batch gather (QueueManager::set_gathering, at most kGatherWindow).
+    // a batch gather (QueueManager::set_gathering, at most
+    // AgentOptions::gather_window).
     queue_.wait_for_batch(lane);
     auto batch = queue_.take_ready(clock_.now(), max_batch, lane);
     if (batch.empty()) {

@@ -8,8 +8,8 @@
 // sleeps until the next due time or until the queue signals new work.
 #pragma once
 
-#include <chrono>
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>

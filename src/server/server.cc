@@ -27,6 +27,21 @@ users::AuthLimiter::Options limiter_options(const config::Config& cfg) {
   o.max_failures_per_session = cfg.limits.auth_failure_limit;
   return o;
 }
+// A socket bound to `ep`: SO_REUSEADDR, IPv6-only for an IPv6 address,
+// SO_REUSEPORT when several event loops share the port, and TCP_NODELAY
+// (replies go out at once, not behind the previous one; on Linux accepted
+// sockets inherit it, which saves a call per session).
+std::unique_ptr<tcp::acceptor> bound_acceptor(asio::io_context& ctx, const tcp::endpoint& ep, bool reuse_port,
+                                              boost::system::error_code& ec) {
+  auto acc = std::make_unique<tcp::acceptor>(ctx);
+  acc->open(ep.protocol(), ec);
+  if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec && reuse_port) acc->set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
+  if (!ec && ep.address().is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
+  if (!ec) acc->set_option(tcp::no_delay(true), ec);
+  if (!ec) acc->bind(ep, ec);
+  return acc;
+}
 }  // namespace
 
 Server::Server(const config::Config& cfg, ServerDeps deps)
@@ -111,25 +126,13 @@ Status Server::bind() {
       // SO_REUSEPORT would also let a second server (same user) join the
       // port and silently take half the connections. A plain bind first
       // fails with "address in use" if any socket holds the port.
-      tcp::acceptor probe(*contexts_[0]);
-      probe.open(ep.protocol(), ec);
-      if (!ec) probe.set_option(tcp::acceptor::reuse_address(true), ec);
-      if (!ec && addr.is_v6()) probe.set_option(asio::ip::v6_only(true), ec);
-      if (!ec) probe.bind(ep, ec);
+      auto probe = bound_acceptor(*contexts_[0], ep, /*reuse_port=*/false, ec);
       if (ec) return Error::local("listener " + l.address.to_string() + ": " + ec.message());
-      ep.port(probe.local_endpoint().port());  // the port chosen for port 0
-      probe.close(ec);
+      ep.port(probe->local_endpoint().port());  // the port chosen for port 0
+      probe->close(ec);
     }
     for (size_t i = 0; i < (shared ? contexts_.size() : 1); ++i) {
-      auto acc = std::make_unique<tcp::acceptor>(*contexts_[i]);
-      acc->open(ep.protocol(), ec);
-      if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
-      if (!ec && shared) acc->set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
-      if (!ec && addr.is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
-      // Replies go out at once (no Nagle delay behind the previous one);
-      // on Linux accepted sockets inherit this, saving a call per session.
-      if (!ec) acc->set_option(tcp::no_delay(true), ec);
-      if (!ec) acc->bind(ep, ec);
+      auto acc = bound_acceptor(*contexts_[i], ep, shared, ec);
       if (!ec) acc->listen(1024, ec);
       if (ec) return Error::local("listener " + l.address.to_string() + ": " + ec.message());
       listeners_.push_back(Listener{l, i, std::move(acc)});
