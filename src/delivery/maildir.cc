@@ -460,14 +460,19 @@ std::vector<Result<std::string>> MaildirDeliverer::deliver_many(const std::vecto
     size_t end = std::min(deliveries.size(), start + kBatchChunk);
     std::vector<Pending> pending(end - start);
 
-    // tmp/ and new/ of each Maildir in this chunk, opened once.
-    std::map<std::string, std::pair<int, int>> dirs;
+    // tmp/ and new/ of each Maildir in this chunk, opened once, and the
+    // file system tmp/ is on (where its files are: one fstat per Maildir).
+    struct Dirs {
+      int tmp = -1, new_ = -1;
+      dev_t dev = 0;  // 0: unknown
+    };
+    std::map<std::string, Dirs> dirs;
     struct CloseDirs {
-      std::map<std::string, std::pair<int, int>>& dirs;
+      std::map<std::string, Dirs>& dirs;
       ~CloseDirs() {
-        for (auto& [path, fds] : dirs) {
-          if (fds.first >= 0) ::close(fds.first);
-          if (fds.second >= 0) ::close(fds.second);
+        for (auto& [path, d] : dirs) {
+          if (d.tmp >= 0) ::close(d.tmp);
+          if (d.new_ >= 0) ::close(d.new_);
         }
       }
     } close_dirs{dirs};
@@ -482,13 +487,16 @@ std::vector<Result<std::string>> MaildirDeliverer::deliver_many(const std::vecto
         continue;
       }
       p.maildir = std::move(*maildir);
-      auto [it, fresh] = dirs.try_emplace(p.maildir, -1, -1);
+      auto [it, fresh] = dirs.try_emplace(p.maildir);
+      Dirs& d = it->second;
       if (fresh) {
-        it->second.first = ::open((p.maildir + "/tmp").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        it->second.second = ::open((p.maildir + "/new").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        d.tmp = ::open((p.maildir + "/tmp").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        d.new_ = ::open((p.maildir + "/new").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        struct stat st;
+        if (d.tmp >= 0 && ::fstat(d.tmp, &st) == 0) d.dev = st.st_dev;
       }
-      p.tmp_dir = it->second.first;
-      p.new_dir = it->second.second;
+      p.tmp_dir = d.tmp;
+      p.new_dir = d.new_;
       if (auto st = write_tmp(p, converted[content_slot[i]]); !st) p.fail(st.error());
     }
     // 2. Make the file contents durable. Several files on one file system
@@ -497,8 +505,9 @@ std::vector<Result<std::string>> MaildirDeliverer::deliver_many(const std::vecto
     std::map<dev_t, std::vector<Pending*>> by_device;
     for (Pending& p : pending) {
       if (p.error) continue;
+      dev_t dev = dirs.at(p.maildir).dev;
       struct stat st;
-      dev_t dev = ::fstat(p.fd, &st) == 0 ? st.st_dev : 0;
+      if (dev == 0 && ::fstat(p.fd, &st) == 0) dev = st.st_dev;
       by_device[dev].push_back(&p);
     }
     for (auto& [dev, files] : by_device) {
@@ -529,7 +538,7 @@ std::vector<Result<std::string>> MaildirDeliverer::deliver_many(const std::vecto
     // 4. Make the new/ entries durable, once per directory. If that fails
     // the entry is withdrawn so the retry does not produce a duplicate.
     for (const std::string& maildir : linked) {
-      const int new_dir = dirs.at(maildir).second;  // opened in step 1
+      const int new_dir = dirs.at(maildir).new_;  // opened in step 1
       Status st;
       if (new_dir < 0) {
         st = fs::fsync_dir(maildir + "/new");

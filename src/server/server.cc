@@ -149,7 +149,8 @@ void Server::accept_loop(Listener& l) {
       [this, &l, &ctx]() -> asio::awaitable<void> {
         constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
         for (;;) {
-          auto [ec, sock] = co_await l.acceptor->async_accept(kNoThrow);
+          tcp::endpoint peer;
+          auto [ec, sock] = co_await l.acceptor->async_accept(peer, kNoThrow);
           if (shutting_down_) co_return;
           if (ec) {
             if (ec == asio::error::operation_aborted) co_return;
@@ -158,7 +159,7 @@ void Server::accept_loop(Listener& l) {
             co_await pause.async_wait(kNoThrow);
             continue;
           }
-          asio::co_spawn(ctx, run_session(*this, l.cfg, std::move(sock), resolver(l.context)), asio::detached);
+          asio::co_spawn(ctx, run_session(*this, l.cfg, std::move(sock), peer, resolver(l.context)), asio::detached);
         }
       },
       asio::detached);

@@ -79,7 +79,8 @@ thread_local std::set<Session*> t_sessions;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Server& server, const config::Listener& listener, tcp::socket socket, dns::Resolver* resolver)
+  Session(Server& server, const config::Listener& listener, tcp::socket socket, const tcp::endpoint& peer,
+          dns::Resolver* resolver)
       : server_(server),
         resolver_(resolver),
         listener_(listener),
@@ -87,13 +88,9 @@ class Session : public std::enable_shared_from_this<Session> {
         sock_(std::move(socket)),
         timer_(sock_.get_executor()),
         engine_(engine_options()),
+        peer_port_(peer.port()),
         id_(++g_session_counter) {
-    boost::system::error_code ec;
-    auto ep = sock_.remote_endpoint(ec);
-    if (!ec) {
-      auto parsed = IpAddress::parse(ep.address().to_string());
-      if (parsed) peer_ip_ = parsed->unmapped();
-    }
+    if (auto parsed = IpAddress::parse(peer.address().to_string())) peer_ip_ = parsed->unmapped();
     peer_ = peer_ip_.to_string();
     trusted_ = server_.is_trusted(peer_ip_);
     // Built once at start-up (src/app/serve.cc); a bad [policy] map stops start-up.
@@ -253,6 +250,21 @@ class Session : public std::enable_shared_from_this<Session> {
     out.clear();
     if (out.capacity() > 4096) out.shrink_to_fit();
     co_return !ec;
+  }
+
+  // The 221 after QUIT (RFC 5321 §4.1.1.10) on plain TCP: sent with
+  // MSG_MORE, it waits in the socket and the close(2) that follows puts the
+  // FIN on the same segment (one segment instead of two). Only when nothing
+  // was pipelined after QUIT: close(2) with unread input resets the
+  // connection, and a reply still held back would be lost. (Input that
+  // arrives after QUIT, which RFC 5321 does not allow, can still cost that
+  // client its 221.) What the socket does not take at once goes out the
+  // usual way.
+  asio::awaitable<void> send_last_reply() {
+    std::string& out = engine_.output();
+    ssize_t n = ::send(sock_.native_handle(), out.data(), out.size(), MSG_MORE | MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) out.erase(0, static_cast<size_t>(n));
+    if (!out.empty()) co_await flush();
   }
 
   asio::awaitable<bool> start_tls() {
@@ -1092,6 +1104,7 @@ class Session : public std::enable_shared_from_this<Session> {
       co_return true;
     }
     // EvQuit, EvClose: the engine queued its last reply.
+    if (std::holds_alternative<smtp::EvQuit>(event)) quit_ = true;
     co_return false;
   }
 
@@ -1106,6 +1119,7 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::steady_timer timer_;
   Clock::time_point deadline_ = Clock::now() + std::chrono::seconds(300);
   smtp::ServerSession engine_;
+  uint16_t peer_port_;  // the client's, for milters
   uint64_t id_;
   IpAddress peer_ip_;
   std::string peer_;
@@ -1113,6 +1127,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool esmtp_ = false;
   bool done_ = false;
   bool closing_ = false;
+  bool quit_ = false;  // the client sent QUIT; the 221 is the last reply
   bool timed_out_ = false;
   bool waiting_for_command_ = false;
   static constexpr size_t kCommandReadBuffer = 1024;
@@ -1189,6 +1204,11 @@ asio::awaitable<void> Session::run() {
   }
   boost::system::error_code ec;
   sock_.non_blocking(true, ec);  // TCP_NODELAY is inherited from the listening socket (Server::bind)
+  // A new connection starts in quick-ack mode: the kernel would acknowledge
+  // the client's first command in a segment of its own, just before our
+  // reply. Delayed ACKs from the start let the reply carry it.
+  const int off = 0;
+  ::setsockopt(sock_.native_handle(), IPPROTO_TCP, TCP_QUICKACK, &off, sizeof off);
   log::info("connect")
       .kv("session", id_)
       .kv("client", peer_)
@@ -1208,8 +1228,7 @@ asio::awaitable<void> Session::run() {
       c.daemon_addr = local.address().to_string();
       c.daemon_port = local.port();
     }
-    auto remote = sock_.remote_endpoint(ec);
-    if (!ec) c.client_port = remote.port();
+    c.client_port = peer_port_;
     c.client_addr = peer_;
     c.ipv6 = peer_ip_.v6;
     MilterVerdict v = co_await milters_->connect(c);
@@ -1232,6 +1251,10 @@ asio::awaitable<void> Session::run() {
           keep = false;
           break;
         }
+      }
+      if (quit_ && !tls_ && engine_.buffered_input() == 0) {
+        co_await send_last_reply();
+        break;
       }
       if (!co_await flush() || !keep || closing_ || timed_out_) break;
       if (engine_.phase() == smtp::ServerSession::Phase::kClosed) break;
@@ -1280,9 +1303,9 @@ asio::awaitable<void> Session::run() {
 }  // namespace
 
 asio::awaitable<void> run_session(Server& server, const config::Listener& listener, tcp::socket socket,
-                                   dns::Resolver* resolver) {
+                                   tcp::endpoint peer, dns::Resolver* resolver) {
   // Shared with the watchdog coroutine, which may outlive run() briefly.
-  auto session = std::make_shared<Session>(server, listener, std::move(socket), resolver);
+  auto session = std::make_shared<Session>(server, listener, std::move(socket), peer, resolver);
   co_await session->run();
 }
 

@@ -13,10 +13,12 @@ namespace tern::server {
 
 class Server;
 
-// Runs the session to completion; never throws.
+// Runs the session to completion; never throws. `peer` is the client's
+// address as accept(2) returned it (no getpeername(2) per connection).
 // `resolver` (may be null) belongs to the socket's event-loop thread.
 boost::asio::awaitable<void> run_session(Server& server, const config::Listener& listener,
-                                         boost::asio::ip::tcp::socket socket, dns::Resolver* resolver);
+                                         boost::asio::ip::tcp::socket socket, boost::asio::ip::tcp::endpoint peer,
+                                         dns::Resolver* resolver);
 
 }  // namespace tern::server
 

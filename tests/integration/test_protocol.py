@@ -112,6 +112,24 @@ def test_vrfy_help_noop_rset(tern):
     assert "queue is empty" in tern.queue("list").stdout
 
 
+def test_quit_reply_then_close_also_with_a_command_pipelined_after_it(tern):
+    """After QUIT the 221 goes out with the FIN in one segment (MSG_MORE,
+    then close). A client that pipelines something after QUIT must still get
+    its 221 (that path sends the reply on its own first), and then EOF."""
+    c = greet(tern)
+    c.ehlo()
+    assert c.cmd("QUIT") == (221, ["2.0.0 Bye"])
+    assert c.closed_by_peer()
+    c.close()
+    c = greet(tern)
+    c.ehlo()
+    c.send(b"QUIT\r\nNOOP\r\n")
+    assert c.reply()[0] == 221
+    assert c.closed_by_peer()
+    assert c.buf == b"", c.buf  # nothing after the 221: the NOOP was not answered
+    c.close()
+
+
 def test_second_server_on_the_same_port_fails_to_start(tern_factory):
     """Each event-loop thread has its own SO_REUSEPORT listening socket; a
     second server (another data directory, same port) must not join that
