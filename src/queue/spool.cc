@@ -27,6 +27,7 @@ namespace {
 // Content is written in records of this size: large enough to keep the
 // per-record overhead negligible, small enough to bound memory per session.
 constexpr size_t kContentChunk = 64 * 1024;
+constexpr size_t kInitialContentBuffer = 16 * 1024;  // Writer::append's first reservation
 // Messages compacted per maintenance pass, so that copying never holds the
 // spool lock for long.
 constexpr size_t kCompactPerPass = 64;
@@ -339,6 +340,9 @@ Spool::Writer::~Writer() {
 Status Spool::Writer::append(std::string_view content) {
   if (finished_) return Error::local("spool: append to a closed message");
   size_ += content.size();
+  // The Received field and the header fields come first, a few bytes at a
+  // time: start with room for a typical message rather than doubling up.
+  if (buffer_.capacity() < kInitialContentBuffer) buffer_.reserve(kInitialContentBuffer);
   while (!content.empty()) {
     size_t take = std::min(content.size(), kContentChunk - buffer_.size());
     buffer_.append(content.substr(0, take));

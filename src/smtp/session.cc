@@ -455,6 +455,9 @@ void ServerSession::data_mid_line(char c) {
 }
 
 void ServerSession::scan_data() {
+  // One allocation for the input at hand instead of a doubling series as
+  // the lines are appended one by one.
+  if (data_chunk_.empty()) data_chunk_.reserve(std::min(kDataChunk, in_.size() - pos_));
   while (pos_ < in_.size() && data_chunk_.size() < kDataChunk && !data_end_seen_) {
     if (data_state_ == DataState::kMidLine) {
       // Fast path: copy the run up to the next CR or LF in one go.
