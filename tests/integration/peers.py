@@ -19,6 +19,7 @@ local-part prefixes to RCPT replies that take precedence over the handler's;
 a 421 among them also closes the connection (RFC 5321 §3.8).
 
 Besides `transactions`: `connections` counts the connections accepted,
+`open_connections` those not closed yet (by either side),
 `commands` holds every MAIL and RCPT command line as received (parameters
 in their original case), and `envelopes` the transactions accepted with
 250, each {"mail_from", "mail_params": {RET, ENVID}, "rcpts": {address:
@@ -77,6 +78,11 @@ class ScriptedSmtp(SMTP):
         with self.peer.lock:
             self.peer.connection_count += 1
         super().connection_made(transport)
+
+    def connection_lost(self, error):
+        with self.peer.lock:
+            self.peer.closed_count += 1
+        super().connection_lost(error)
 
     def _record(self, verb, arg):
         with self.peer.lock:
@@ -158,6 +164,7 @@ class SmtpPeer:
         self.command_log = []
         self.envelope_log = []
         self.connection_count = 0
+        self.closed_count = 0
         self.handler = RecordingHandler()
         self.controller = ScriptedController(self, self.handler, hostname=host, port=port,
                                              server_hostname="peer." + host, enable_SMTPUTF8=smtputf8)
@@ -211,6 +218,11 @@ class SmtpPeer:
     def connections(self):
         with self.lock:
             return self.connection_count
+
+    @property
+    def open_connections(self):
+        with self.lock:
+            return self.connection_count - self.closed_count
 
     @property
     def commands(self):

@@ -546,10 +546,15 @@ def test_peer_closing_after_each_message_does_not_defer_the_next(sender_tern):
                                                                        to="user%d@oneshot.test" % n))
             wait_until(lambda: len(peer.transactions) == n + 1, 10, what="message %d at the peer" % n)
             wait_until(lambda: qid not in t.queue_list(), 5, what="message %d to leave the queue" % n)
+            # The next message only once the peer has really closed this
+            # connection (50 ms after its reply): otherwise a fast enough
+            # submission would still find it open and use it.
+            wait_until(lambda: peer.open_connections == 0, 5, what="the peer to close connection %d" % n)
         assert [r for _, r, _ in peer.transactions] == [["user0@oneshot.test"], ["user1@oneshot.test"],
                                                         ["user2@oneshot.test"]]
-        # The peer really closed each one: a new connection per message (an
-        # ASan run once counted one connection more, with three messages sent).
+        # The peer closed each one before the next message: a new connection
+        # per message (an ASan run once counted one connection more, with
+        # three messages sent).
         assert peer.connections >= 3
         log = t.log_since_start()
         assert log.count("status=sent") == 3 and "status=deferred" not in log
